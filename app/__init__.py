@@ -1,0 +1,50 @@
+"""Flask application factory: loads the frozen model once and registers the page and the API."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from model.runtime import DEFAULT_MODEL, Reader
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS = {
+    "MODEL_PATH": str(DEFAULT_MODEL),
+    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # bytes per request (env MAX_UPLOAD_BYTES)
+    "MAX_IMAGE_PIXELS": 40_000_000,  # width x height of one image (env MAX_IMAGE_PIXELS)
+}
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, static_folder=str(ROOT / "static"), template_folder=str(ROOT / "templates"))
+    app.config.update(DEFAULTS)
+    app.config.update(
+        {key: cast(os.environ[env]) for key, env, cast in (
+            ("MODEL_PATH", "MODEL_PATH", str),
+            ("MAX_CONTENT_LENGTH", "MAX_UPLOAD_BYTES", int),
+            ("MAX_IMAGE_PIXELS", "MAX_IMAGE_PIXELS", int),
+        ) if env in os.environ}
+    )
+    app.config.update(config or {})
+    app.extensions["reader"] = Reader(app.config["MODEL_PATH"])
+
+    from app import api, pages
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        # Every error is JSON with a plain message: 413 from MAX_CONTENT_LENGTH, 404, 405, ...
+        messages = {413: f"The upload is larger than {app.config['MAX_CONTENT_LENGTH'] // (1024 * 1024)} MB."}
+        return jsonify(error=messages.get(error.code, error.description)), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        app.logger.exception("unhandled error")  # the trace goes to the log, never to the client
+        return jsonify(error="Something went wrong reading this image."), 500
+
+    return app

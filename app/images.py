@@ -1,0 +1,57 @@
+"""The one place that turns uploaded bytes into a picture: Pillow decodes, we only set limits.
+
+Errors carry the HTTP status the web layer should answer with, so bad input becomes a clear
+4xx and never a 500.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Raster formats a browser or phone sends; anything else (SVG, PDF, ...) is refused as not an image.
+FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
+# Big photos are decoded at a reduced scale where the format allows it (JPEG's DCT scaling):
+# the network reads a 64x64 crop, so more than this many pixels per side is wasted work.
+DECODE_SIDE = 1024
+
+
+class ImageError(ValueError):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Bytes -> upright RGB image, or ImageError(400/413/415)."""
+    if not data:
+        raise ImageError(400, "The image is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(415, f"This is not an image we can read. Send a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} file.") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageError(400, "The image has no pixels.")
+    if width * height > max_pixels:
+        raise ImageError(413, f"The image has {width}x{height} pixels; the limit is {max_pixels:,} pixels.")
+    try:
+        image.draft("RGB", (DECODE_SIDE, DECODE_SIDE))
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise ImageError(400, "The image file is damaged or truncated.") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Flatten transparency onto white: a canvas drawing is dark strokes on a transparent sheet."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")

@@ -1,0 +1,139 @@
+"""SVHN format 1 on disk: labels in our JSON format or the official digitStruct.mat, and a downloader.
+
+Two layouts are read, each a folder of PNGs plus labels:
+  * ours:     DIR/labels.json  {"1.png": [{"label": 1, "left": .., "top": .., "width": .., "height": ..}, ...]}
+  * official: DIR/digitStruct.mat (MATLAB v7.3 = HDF5), where the digit 0 is written as 10.
+A data root may hold `train/` and `test/` in either layout.
+
+    python -m model.data download DIR      # fetch and unpack the official train/test archives
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tarfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+OFFICIAL_URL = "http://ufldl.stanford.edu/housenumbers/"
+MAX_DIGITS = 5  # the network reads at most this many digits (one SVHN train image has 6)
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    digits: tuple[int, ...]
+    boxes: tuple[tuple[float, float, float, float], ...]  # left, top, width, height per digit
+
+    @property
+    def number(self) -> str:
+        return "".join(str(d) for d in self.digits)
+
+
+def load_samples(folder: str | Path) -> list[Sample]:
+    """Every labelled image of one split, sorted by the image's number (1.png, 2.png, ...)."""
+    folder = Path(folder)
+    if (folder / "labels.json").exists():
+        labels = json.loads((folder / "labels.json").read_text())
+    elif (folder / "digitStruct.mat").exists():
+        labels = read_digit_struct(folder / "digitStruct.mat")
+    else:
+        raise FileNotFoundError(f"{folder} has neither labels.json nor digitStruct.mat")
+    samples = [
+        Sample(
+            path=folder / name,
+            digits=tuple(int(d["label"]) for d in digits),
+            boxes=tuple((float(d["left"]), float(d["top"]), float(d["width"]), float(d["height"])) for d in digits),
+        )
+        for name, digits in labels.items()
+    ]
+    return sorted(samples, key=lambda s: (len(s.path.stem), s.path.stem))
+
+
+def read_digit_struct(path: str | Path) -> dict[str, list[dict]]:
+    """digitStruct.mat -> our label format. h5py is a training dependency, so import it here."""
+    import h5py
+
+    labels: dict[str, list[dict]] = {}
+    with h5py.File(path, "r") as f:
+        struct = f["digitStruct"]
+        names, bboxes = struct["name"], struct["bbox"]
+        for i in range(names.shape[0]):
+            name = "".join(chr(int(c)) for c in f[names[i, 0]][()].ravel())
+            group = f[bboxes[i, 0]]
+
+            def values(key: str) -> list[float]:
+                data = group[key]
+                if data.shape[0] == 1:  # one digit: the value itself, not a reference
+                    return [float(data[()].ravel()[0])]
+                return [float(f[data[j, 0]][()].ravel()[0]) for j in range(data.shape[0])]
+
+            columns = {key: values(key) for key in ("label", "left", "top", "width", "height")}
+            labels[name] = [
+                {
+                    "label": int(columns["label"][j]) % 10,  # the official files write 0 as 10
+                    "left": columns["left"][j],
+                    "top": columns["top"][j],
+                    "width": columns["width"][j],
+                    "height": columns["height"][j],
+                }
+                for j in range(len(columns["label"]))
+            ]
+    return labels
+
+
+def download(dest: str | Path, sets: list[str], base_url: str = OFFICIAL_URL) -> None:
+    """Fetch `{set}.tar.gz` for each set into DEST, resuming partial files, then unpack them."""
+    from tqdm import tqdm
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in sets:
+        archive = dest / f"{name}.tar.gz"
+        partial = archive.with_suffix(".gz.part")
+        if not archive.exists():
+            have = partial.stat().st_size if partial.exists() else 0
+            request = urllib.request.Request(base_url + archive.name, headers={"Range": f"bytes={have}-"} if have else {})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                if response.status != 206:  # the server ignored the range: start over
+                    have = 0
+                total = have + int(response.headers.get("Content-Length", 0)) or None
+                with open(partial, "ab" if have else "wb") as out, tqdm(
+                    total=total, initial=have, unit="B", unit_scale=True, desc=archive.name
+                ) as bar:
+                    while chunk := response.read(1 << 20):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+                length = response.headers.get("Content-Length")
+                if length is not None and partial.stat().st_size != have + int(length):  # the body ended early
+                    raise OSError(f"{archive.name}: got {partial.stat().st_size} of {have + int(length)} bytes; run again to resume")
+            partial.rename(archive)
+        if not (dest / name / "digitStruct.mat").exists():
+            with tarfile.open(archive) as tar:
+                tar.extractall(dest, filter="data")
+        print(f"{name}: {dest / name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    get = sub.add_parser("download", help="download and unpack the official SVHN archives")
+    get.add_argument("dest")
+    get.add_argument("--sets", nargs="+", default=["train", "test"], choices=["train", "test", "extra"])
+    get.add_argument("--base-url", default=OFFICIAL_URL)
+    stats = sub.add_parser("stats", help="count images and number lengths of a labelled folder")
+    stats.add_argument("folder")
+    args = parser.parse_args()
+    if args.command == "download":
+        download(args.dest, args.sets, args.base_url)
+    else:
+        samples = load_samples(args.folder)
+        lengths: dict[int, int] = {}
+        for s in samples:
+            lengths[len(s.digits)] = lengths.get(len(s.digits), 0) + 1
+        print(f"{len(samples)} images, numbers by length: {dict(sorted(lengths.items()))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""app.images: the one place bytes become a picture, and every way that can fail."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.images import ImageError, decode_image
+from tests.conftest import encode
+
+LIMIT = 1_000_000
+
+
+def status_of(data: bytes, max_pixels: int = LIMIT) -> int:
+    with pytest.raises(ImageError) as caught:
+        decode_image(data, max_pixels)
+    return caught.value.status
+
+
+def test_png_and_jpeg_decode_to_rgb():
+    image = Image.new("L", (30, 20), 200)
+    for fmt in ("PNG", "JPEG", "WEBP", "GIF", "BMP"):
+        out = decode_image(encode(image, fmt), LIMIT)
+        assert out.mode == "RGB" and out.size == (30, 20), fmt
+
+
+def test_exif_orientation_is_applied():
+    image = Image.new("RGB", (40, 20), "white")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view": a phone held upright
+    out = decode_image(encode(image, "JPEG", exif=exif), LIMIT)
+    assert out.size == (20, 40)
+
+
+def test_transparent_drawing_lands_on_white():
+    drawing = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    drawing.putpixel((5, 5), (0, 0, 0, 255))
+    pixels = np.asarray(decode_image(encode(drawing), LIMIT))
+    assert pixels[0, 0].tolist() == [255, 255, 255] and pixels[5, 5].tolist() == [0, 0, 0]
+
+
+def test_empty_and_not_an_image():
+    assert status_of(b"") == 400
+    assert status_of(b"hello, this is text") == 415
+    assert status_of(b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>') == 415
+
+
+def test_truncated_files():
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    for fmt in ("PNG", "JPEG"):
+        data = encode(photo, fmt)
+        assert status_of(data[: len(data) // 2]) == 400, fmt
+
+
+def test_too_many_pixels_is_refused_before_decoding():
+    assert status_of(encode(Image.new("L", (2000, 1000))), max_pixels=1_000_000) == 413

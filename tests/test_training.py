@@ -1,0 +1,33 @@
+"""A tiny end-to-end training run on fixture photos: train, export to .tflite, read with the runtime."""
+import json
+
+import numpy as np
+from PIL import Image
+
+from model.export import export, model_card
+from model.runtime import Reader
+from model.train import train
+from tests.conftest import FIXTURES
+
+
+def test_train_export_and_serve(tmp_path):
+    run = tmp_path / "run"
+    result = train(str(FIXTURES / "svhn_train"), str(run), epochs=2, steps=3, batch=8, widths=(8, 16), dense=16,
+                   val_fraction=0.1, seed=7, verbose=0)
+    assert result["train_images"] == 36 and result["val_images"] == 4
+    assert result["samples_seen"] == 2 * 3 * 8
+    assert 0.0 <= result["best_val_number_acc"] <= 1.0
+    assert {p.name for p in run.iterdir()} >= {"best.keras", "last.keras", "log.csv", "train.json"}
+
+    out = tmp_path / "tiny.tflite"
+    export(run / "best.keras", out)
+    out.with_suffix(".json").write_text(json.dumps(model_card(run, out, "none", None)))
+
+    reader = Reader(out)
+    assert reader.name.startswith("svhn-sequence")
+    with Image.open(FIXTURES / "svhn_test" / "1.png") as image:
+        reading = reader.read(image.convert("RGB"))
+    assert np.isclose(sum(reading.length_probs), 1, atol=1e-4)
+    assert len(reading.digit_probs) == 5 and all(np.isclose(sum(p), 1, atol=1e-4) for p in reading.digit_probs)
+    assert len(reading.number) == int(np.argmax(reading.length_probs))
+    assert set(reading.number) <= set("0123456789")
