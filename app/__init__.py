@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULTS = {
     "MODEL_PATH": str(DEFAULT_MODEL),
-    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # bytes per request (env MAX_UPLOAD_BYTES)
+    "MAX_CONTENT_LENGTH": 10_000_000,  # bytes per request (env MAX_UPLOAD_BYTES)
     "MAX_IMAGE_PIXELS": 40_000_000,  # width x height of one image (env MAX_IMAGE_PIXELS)
 }
 
@@ -39,7 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         # Every error is JSON with a plain message: 413 from MAX_CONTENT_LENGTH, 404, 405, ...
-        messages = {413: f"The upload is larger than {app.config['MAX_CONTENT_LENGTH'] // (1024 * 1024)} MB."}
+        messages = {413: f"The upload is larger than the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes."}
         return jsonify(error=messages.get(error.code, error.description)), error.code
 
     @app.errorhandler(Exception)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 from pathlib import Path
 
 from model.runtime import DEFAULT_MODEL
 
 
 def export(checkpoint: Path, out: Path, quantize: str = "none") -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras  # TensorFlow and Keras are needed to export, never to serve
     import tensorflow as tf
 

@@ -1,6 +1,6 @@
 """Train the sequence network on SVHN format 1, with a validation split, checkpoints and a fixed seed.
 
-    python -m model.train --data ../shared/data/svhn --out runs/base --epochs 40
+    python -m model.train --data ../shared/data/svhn --out runs/base
 
 DATA is a labelled folder (labels.json or digitStruct.mat) or a root holding `train/`.
 Each training batch mixes augmented real photos with numbers recombined from real digit crops
@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
-import keras
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
+
+import keras  # noqa: E402
 import numpy as np
 from PIL import Image
 
@@ -87,7 +90,7 @@ def split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sampl
     return [samples[i] for i in order[n_val:]], [samples[i] for i in order[:n_val]]
 
 
-def train(data: str, out: str, epochs: int = 40, steps: int = 250, batch: int = 64, lr: float = 2e-3,
+def train(data: str, out: str, epochs: int = 50, steps: int = 250, batch: int = 64, lr: float = 2e-3,
           val_fraction: float = 0.1, synth_fraction: float = 0.5, widths=WIDTHS, dense: int = 256,
           seed: int = 1234, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(seed)
@@ -133,7 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="labelled SVHN folder, or a root with train/")
     parser.add_argument("--out", default="runs/latest", help="checkpoints and logs (keep outside git)")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--steps", type=int, default=250, help="batches per epoch")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)

@@ -52,3 +52,8 @@ def test_truncated_files():
 
 def test_too_many_pixels_is_refused_before_decoding():
     assert status_of(encode(Image.new("L", (2000, 1000))), max_pixels=1_000_000) == 413
+
+
+def test_decompression_bomb_is_413():
+    # A 1-bit PNG of 20000 x 20000 pixels compresses to tens of kB but would take 1.2 GB as RGB.
+    assert status_of(encode(Image.new("1", (20000, 20000))), max_pixels=40_000_000) == 413

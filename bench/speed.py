@@ -1,0 +1,60 @@
+"""Speed and memory of the serving path, printed as figures (not asserted by tests).
+
+    .venv/bin/python -m bench.speed [--images tests/fixtures/svhn_test] [--repeat 5]
+
+Measures, in one fresh process: resident memory after importing the app and loading the model,
+the model time per image (LiteRT invoke only), and the end-to-end /predict time through Flask's
+test client (decode + preprocess + model + JSON), as p50/p95 over every image x repeat.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", default="tests/fixtures/svhn_test")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    base = rss_mb()
+    from app import create_app  # noqa: E402  (imported here so its memory is measured)
+
+    app = create_app()
+    loaded = rss_mb()
+    client = app.test_client()
+    files = sorted(Path(args.images).glob("*.png"))
+    model_ms, total_ms = [], []
+    for data in [f.read_bytes() for f in files] * args.repeat:
+        started = time.perf_counter()
+        body = client.post("/predict", data=data, content_type="image/png").get_json()
+        total_ms.append((time.perf_counter() - started) * 1000)
+        model_ms.append(body["model_ms"])
+    import sys
+
+    print(f"machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}")
+    print(f"model: {app.extensions['reader'].name} ({Path(app.config['MODEL_PATH']).stat().st_size / 1e6:.1f} MB)")
+    print(f"tensorflow imported: {'tensorflow' in sys.modules}")
+    print(f"memory: {base:.0f} MB interpreter, {loaded:.0f} MB with app and model, {rss_mb():.0f} MB after {len(total_ms)} requests")
+    print(f"model time:      p50 {percentile(model_ms, 50):.2f} ms  p95 {percentile(model_ms, 95):.2f} ms")
+    print(f"/predict (in-process, PNG of {len(files)} SVHN test photos x {args.repeat}): "
+          f"p50 {percentile(total_ms, 50):.2f} ms  p95 {percentile(total_ms, 95):.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
