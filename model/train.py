@@ -14,7 +14,9 @@ import argparse
 import json
 import os
 import time
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
@@ -25,11 +27,14 @@ from PIL import Image
 from model.augment import augmented_input
 from model.data import MAX_DIGITS, Sample, load_samples
 from model.decode import BLANK, decode_batch
+from model.handwriting import Handwriting, load_mnist
 from model.net import WIDTHS, build_model
+from model.pseudo import load_pseudo_labels, pseudo_photos
 from model.preprocess import INPUT_SIZE, protocol_crop, to_input, union_box
 from model.synth import DigitBank
 
 INPUT_SHAPE = (INPUT_SIZE, INPUT_SIZE, 1)
+Source = Callable[[np.random.Generator], tuple[Image.Image, tuple[int, ...], tuple[float, float, float, float]]]
 
 
 def labels_of(digits: tuple[int, ...]) -> tuple[int, np.ndarray]:
@@ -39,13 +44,17 @@ def labels_of(digits: tuple[int, ...]) -> tuple[int, np.ndarray]:
 
 
 class Batches(keras.utils.PyDataset):
-    """Endless fresh augmentations: batch i of epoch e is drawn from a generator seeded by (seed, e, i)."""
+    """Endless fresh augmentations: batch i of epoch e is drawn from a generator seeded by (seed, e, i).
 
-    def __init__(self, samples: list[Sample], images: dict, bank: DigitBank, batch: int, steps: int,
-                 synth_fraction: float, seed: int):
+    Each example comes from one source, picked with the source's share: a source draws a
+    picture, its digits and the digits' union box; augmentation then jitters a crop around it.
+    """
+
+    def __init__(self, sources: list[tuple[float, Source]], batch: int, steps: int, seed: int):
         super().__init__()
-        self.samples, self.images, self.bank = samples, images, bank
-        self.batch, self.steps, self.synth_fraction, self.seed = batch, steps, synth_fraction, seed
+        shares = np.array([share for share, _ in sources], dtype=np.float64)
+        self.shares, self.sources = shares / shares.sum(), [source for _, source in sources]
+        self.batch, self.steps, self.seed = batch, steps, seed
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -60,14 +69,25 @@ class Batches(keras.utils.PyDataset):
         length = np.empty(self.batch, np.int32)
         digits = np.empty((self.batch, MAX_DIGITS), np.int32)
         for i in range(self.batch):
-            if rng.random() < self.synth_fraction:
-                image, number, boxes = self.bank.compose(rng)
-            else:
-                sample = self.samples[int(rng.integers(len(self.samples)))]
-                image, number, boxes = self.images[sample.path], sample.digits, sample.boxes
-            x[i] = augmented_input(image, union_box(list(boxes)), rng)
+            image, number, box = self.sources[rng.choice(len(self.sources), p=self.shares)](rng)
+            x[i] = augmented_input(image, box, rng)
             length[i], digits[i] = labels_of(number)
         return x, {"length": length, "digits": digits}
+
+
+def real_photos(samples: list[Sample], images: dict) -> Source:
+    def draw(rng):
+        sample = samples[int(rng.integers(len(samples)))]
+        return images[sample.path], sample.digits, union_box(list(sample.boxes))
+    return draw
+
+
+def composed(generator) -> Source:
+    """A generator's compose(rng) -> (image, digits, digit boxes) as a source."""
+    def draw(rng):
+        image, digits, boxes = generator.compose(rng)
+        return image, digits, union_box(list(boxes))
+    return draw
 
 
 class NumberAccuracy(keras.callbacks.Callback):
@@ -90,65 +110,96 @@ def split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sampl
     return [samples[i] for i in order[n_val:]], [samples[i] for i in order[:n_val]]
 
 
-def train(data: str, out: str, epochs: int = 50, steps: int = 250, batch: int = 64, lr: float = 2e-3,
-          val_fraction: float = 0.1, synth_fraction: float = 0.5, widths=WIDTHS, dense: int = 256,
-          seed: int = 1234, verbose: int = 1) -> dict:
-    keras.utils.set_random_seed(seed)
-    root = Path(data)
-    folder = root / "train" if (root / "train").is_dir() else root
-    train_samples, val_samples = split(load_samples(folder), val_fraction, seed)
-    images = {s.path: Image.open(s.path).convert("L") for s in train_samples + val_samples}
+@dataclass
+class Config:
+    data: str  # labelled SVHN folder, or a root with train/
+    out: str = "runs/latest"  # checkpoints and logs (keep outside git)
+    epochs: int = 50
+    steps: int = 250  # batches per epoch
+    batch: int = 64
+    lr: float = 2e-3
+    val_fraction: float = 0.1
+    synth_fraction: float = 0.5  # share of numbers recombined from real digit crops
+    mnist: str | None = None  # MNIST folder: adds handwritten numbers (train split only)
+    handwriting_fraction: float = 0.1
+    pseudo: str | None = None  # pseudo-labels from model.pseudo: adds unlabelled photos
+    pseudo_fraction: float = 0.2
+    widths: tuple[int, ...] = WIDTHS
+    dense: int = 256
+    seed: int = 1234
+
+
+def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tuple[list, dict]:
+    """The training mix: each optional source takes its share, real photos take the rest."""
     bank = DigitBank(train_samples, images)
-    batches = Batches(train_samples, images, bank, batch, steps, synth_fraction, seed)
+    mix = [(config.synth_fraction, composed(bank))]
+    counts = {"digit_crops": sum(map(len, bank.crops))}
+    if config.mnist:
+        mix.append((config.handwriting_fraction, composed(Handwriting(*load_mnist(config.mnist, "train")))))
+    if config.pseudo:
+        photos = load_pseudo_labels(config.pseudo)
+        mix.append((config.pseudo_fraction, pseudo_photos(photos)))
+        counts["pseudo_labelled_photos"] = len(photos)
+    mix.insert(0, (1 - sum(share for share, _ in mix), real_photos(train_samples, images)))
+    return mix, counts
+
+
+def train(config: Config, verbose: int = 1) -> dict:
+    keras.utils.set_random_seed(config.seed)
+    root = Path(config.data)
+    folder = root / "train" if (root / "train").is_dir() else root
+    train_samples, val_samples = split(load_samples(folder), config.val_fraction, config.seed)
+    images = {s.path: Image.open(s.path).convert("L") for s in train_samples + val_samples}
+    mix, counts = sources_for(config, train_samples, images)
+    batches = Batches(mix, config.batch, config.steps, config.seed)
     val_x = np.stack([to_input(protocol_crop(images[s.path], list(s.boxes))) for s in val_samples]) if val_samples else None
 
-    model = build_model(tuple(widths), dense)
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, epochs * steps, warmup_target=lr, warmup_steps=steps)
+    model = build_model(tuple(config.widths), config.dense)
+    total = config.epochs * config.steps
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, total, warmup_target=config.lr, warmup_steps=config.steps)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
         loss={"length": "sparse_categorical_crossentropy", "digits": "sparse_categorical_crossentropy"},
     )
-    out_dir = Path(out)
+    out_dir = Path(config.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = dict(data=str(folder), epochs=epochs, steps=steps, batch=batch, lr=lr, val_fraction=val_fraction,
-                  synth_fraction=synth_fraction, widths=list(widths), dense=dense, seed=seed,
-                  train_images=len(train_samples), val_images=len(val_samples), digit_crops=sum(map(len, bank.crops)))
-    print(json.dumps(config))
-    (out_dir / "train.json").write_text(json.dumps(config, indent=2))  # updated with results at the end
+    record = dict(asdict(config), data=str(folder), train_images=len(train_samples), val_images=len(val_samples), **counts)
+    print(json.dumps(record))
+    (out_dir / "train.json").write_text(json.dumps(record, indent=2))  # updated with results at the end
     callbacks = [keras.callbacks.CSVLogger(str(out_dir / "log.csv"))]
     if val_x is not None:
         callbacks.insert(0, NumberAccuracy(val_x, [s.number for s in val_samples]))
-        callbacks.append(keras.callbacks.ModelCheckpoint(str(out_dir / "best.keras"), monitor="val_number_acc", mode="max", save_best_only=True))
+        callbacks.append(keras.callbacks.ModelCheckpoint(str(out_dir / "best.keras"), monitor="val_number_acc",
+                                                         mode="max", save_best_only=True))
     started = time.time()
-    history = model.fit(batches, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    history = model.fit(batches, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     model.save(out_dir / "last.keras")
     if val_x is None:
         model.save(out_dir / "best.keras")
     scores = history.history.get("val_number_acc", [])
-    result = dict(config, train_seconds=round(time.time() - started), samples_seen=epochs * steps * batch,
+    record.update(train_seconds=round(time.time() - started), samples_seen=total * config.batch,
                   best_val_number_acc=max(scores) if scores else None,
                   best_epoch=int(np.argmax(scores)) + 1 if scores else None)
-    (out_dir / "train.json").write_text(json.dumps(result, indent=2))
-    return result
+    (out_dir / "train.json").write_text(json.dumps(record, indent=2))
+    return record
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="labelled SVHN folder, or a root with train/")
-    parser.add_argument("--out", default="runs/latest", help="checkpoints and logs (keep outside git)")
-    parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--steps", type=int, default=250, help="batches per epoch")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--synth-fraction", type=float, default=0.5, help="share of recombined numbers per batch")
-    parser.add_argument("--widths", type=lambda s: [int(v) for v in s.split(",")], default=list(WIDTHS))
-    parser.add_argument("--dense", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=1234)
+    for field in fields(Config):
+        flag = "--" + field.name.replace("_", "-")
+        if field.name == "widths":
+            parser.add_argument(flag, type=lambda v: tuple(int(c) for c in v.split(",")), default=field.default,
+                                help="channels per conv block, e.g. 32,64,128,192")
+        elif field.default is MISSING:
+            parser.add_argument(flag, required=True)
+        else:
+            kind = type(field.default) if field.default is not None else str
+            parser.add_argument(flag, type=kind, default=field.default, help=f"default {field.default}")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar (for log files)")
-    args = parser.parse_args()
-    print(json.dumps(train(args.data, args.out, args.epochs, args.steps, args.batch, args.lr, args.val_fraction,
-                           args.synth_fraction, args.widths, args.dense, args.seed, 2 if args.quiet else 1), indent=2))
+    args = vars(parser.parse_args())
+    quiet = args.pop("quiet")
+    print(json.dumps(train(Config(**args), verbose=2 if quiet else 1), indent=2))
 
 
 if __name__ == "__main__":

@@ -6,14 +6,15 @@ from PIL import Image
 
 from model.export import export, model_card
 from model.runtime import Reader
-from model.train import train
+from model.train import Config, train
 from tests.conftest import FIXTURES
 
 
 def test_train_export_and_serve(tmp_path):
     run = tmp_path / "run"
-    result = train(str(FIXTURES / "svhn_train"), str(run), epochs=2, steps=3, batch=8, widths=(8, 16), dense=16,
-                   val_fraction=0.1, seed=7, verbose=0)
+    config = Config(data=str(FIXTURES / "svhn_train"), out=str(run), epochs=2, steps=3, batch=8, widths=(8, 16),
+                    dense=16, val_fraction=0.1, seed=7)
+    result = train(config, verbose=0)
     assert result["train_images"] == 36 and result["val_images"] == 4
     assert result["samples_seen"] == 2 * 3 * 8
     assert 0.0 <= result["best_val_number_acc"] <= 1.0

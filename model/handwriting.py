@@ -1,0 +1,67 @@
+"""Handwritten numbers for the canvas: MNIST digits laid side by side as a drawing looks.
+
+MNIST digits are light strokes on black; a drawing on the page is dark strokes on a white
+sheet, so the strokes are inverted and set on a light background, 1 to 4 digits in a row.
+Only MNIST *train* feeds training; MNIST test is kept for evaluation.
+"""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An idx file (optionally gzipped) -> numpy array; the header gives dtype code and shape."""
+    raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    dims = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load_mnist(folder: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    prefix = "train" if split == "train" else "t10k"
+    folder = Path(folder)
+    return read_idx(folder / f"{prefix}-images-idx3-ubyte.gz"), read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
+
+
+class Handwriting:
+    """Draws numbers of 1-4 MNIST digits as dark strokes on a light sheet, with their digit boxes."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images, self.labels = images, labels
+
+    def compose(self, rng: np.random.Generator, length: int | None = None):
+        length = length or int(rng.integers(1, 5))
+        picks = rng.integers(0, len(self.labels), length)
+        height = int(rng.integers(40, 110))
+        sheet = int(rng.integers(215, 256))
+        pieces = []
+        for i in picks:
+            digit = Image.fromarray(self.images[i])
+            thickness = rng.random()
+            if thickness < 0.25:  # thinner or bolder pens than MNIST's own
+                digit = digit.filter(ImageFilter.MinFilter(3))
+            elif thickness > 0.7:
+                digit = digit.filter(ImageFilter.MaxFilter(3))
+            left, top, right, bottom = digit.getbbox() or (0, 0, 28, 28)
+            digit = digit.crop((left, top, right, bottom))
+            scale = height * rng.uniform(0.85, 1.15) / digit.height
+            pieces.append(digit.resize((max(2, int(digit.width * scale)), max(2, int(digit.height * scale))), Image.Resampling.BILINEAR))
+        gap = rng.uniform(0.05, 0.5) * height
+        total = sum(p.width for p in pieces) + gap * (length - 1)
+        width = int(max(total * rng.uniform(1.15, 2.5), height * rng.uniform(1.5, 3.0)))
+        canvas = Image.new("L", (width, int(height * rng.uniform(1.3, 2.5))), sheet)
+        x = (canvas.width - total) * rng.uniform(0.1, 0.9)
+        boxes = []
+        for piece in pieces:
+            y = (canvas.height - piece.height) * rng.uniform(0.3, 0.7)
+            ink = Image.new("L", piece.size, int(rng.integers(0, 90)))
+            canvas.paste(ink, (int(x), int(y)), piece)  # the stroke intensity is the paste mask
+            boxes.append((int(x), int(y), piece.width, piece.height))
+            x += piece.width + gap
+        return canvas, tuple(int(self.labels[i]) for i in picks), boxes

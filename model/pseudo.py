@@ -1,0 +1,66 @@
+"""Pseudo-labels for unlabelled photos: what a trained model reads with high confidence.
+
+    python -m model.pseudo --model model/svhn.tflite --data ../shared/data/svhn_unlabeled --out runs/pseudo.json
+
+Keeps a photo only when the model's confidence in its whole reading is at least --threshold;
+a later training run (--pseudo runs/pseudo.json) learns from those photos as if labelled, and
+its better model can label again (refreshing the set). The photos are tight crops around a
+number, so they are read whole, as the crop protocol reads a test photo.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from model.preprocess import CROP_MARGIN
+
+
+def label_folder(model: str, folder: str, threshold: float) -> dict:
+    from model.runtime import Reader
+
+    reader = Reader(model)
+    labels, seen = {}, 0
+    for path in sorted(Path(folder).glob("*.png")) + sorted(Path(folder).glob("*.jpg")):
+        with Image.open(path) as image:
+            reading = reader.read(image.convert("RGB"))
+        seen += 1
+        if reading.number and reading.confidence >= threshold:
+            labels[path.name] = {"number": reading.number, "confidence": round(reading.confidence, 4)}
+    return {"folder": str(Path(folder).resolve()), "model": reader.name, "threshold": threshold,
+            "photos": seen, "kept": len(labels), "labels": labels}
+
+
+def load_pseudo_labels(path: str) -> list[tuple[Image.Image, tuple[int, ...]]]:
+    record = json.loads(Path(path).read_text())
+    folder = Path(record["folder"])
+    return [(Image.open(folder / name).convert("L"), tuple(int(c) for c in entry["number"]))
+            for name, entry in record["labels"].items()]
+
+
+def pseudo_photos(photos: list[tuple[Image.Image, tuple[int, ...]]]):
+    """A training source: a pseudo-labelled photo, its digits assumed to fill it as a protocol crop would."""
+    def draw(rng):
+        image, digits = photos[int(rng.integers(len(photos)))]
+        width, height = image.width / (1 + 2 * CROP_MARGIN), image.height / (1 + 2 * CROP_MARGIN)
+        return image, digits, ((image.width - width) / 2, (image.height - height) / 2, width, height)
+    return draw
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a .tflite exported by model.export")
+    parser.add_argument("--data", required=True, help="folder of unlabelled photos")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--threshold", type=float, default=0.9)
+    args = parser.parse_args()
+    record = label_folder(args.model, args.data, args.threshold)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=1))
+    print(f"kept {record['kept']} of {record['photos']} photos at confidence >= {args.threshold}")
+
+
+if __name__ == "__main__":
+    main()

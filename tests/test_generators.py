@@ -1,0 +1,91 @@
+"""The training data generators: shapes, labels that match what was drawn, and seeded determinism."""
+import gzip
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.handwriting import Handwriting, load_mnist, read_idx
+from model.pseudo import load_pseudo_labels, pseudo_photos
+from model.synth import DigitBank
+from model.train import Batches, composed, real_photos
+from tests.conftest import FIXTURES
+from model.data import load_samples
+
+
+@pytest.fixture(scope="module")
+def photos():
+    samples = load_samples(FIXTURES / "svhn_train")
+    return samples, {s.path: Image.open(s.path).convert("L") for s in samples}
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory):
+    """A 10-digit MNIST in idx format: digit d is a bar of ink at column 2d, so a drawing can be checked."""
+    folder = tmp_path_factory.mktemp("mnist")
+    images = np.zeros((10, 28, 28), np.uint8)
+    for d in range(10):
+        images[d, 4:24, 2 * d + 4: 2 * d + 7] = 255
+    header = lambda dims: bytes([0, 0, 8, len(dims)]) + b"".join(n.to_bytes(4, "big") for n in dims)  # noqa: E731
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header((10, 28, 28)) + images.tobytes()))
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header((10,)) + bytes(range(10))))
+    return folder
+
+
+def test_read_idx_round_trip(mnist_dir):
+    images, labels = load_mnist(mnist_dir, "train")
+    assert images.shape == (10, 28, 28) and labels.tolist() == list(range(10))
+    assert read_idx(mnist_dir / "train-labels-idx1-ubyte.gz").dtype == np.uint8
+
+
+def test_recombined_numbers(photos):
+    samples, images = photos
+    bank = DigitBank(samples, images)
+    assert sum(map(len, bank.crops)) == sum(len(s.digits) for s in samples)
+    for seed in range(20):
+        canvas, digits, boxes = bank.compose(np.random.default_rng(seed))
+        assert 1 <= len(digits) <= 5 and len(boxes) == len(digits)
+        assert all(0 <= d <= 9 for d in digits)
+        for left, top, width, height in boxes:  # every digit lies on the canvas, left to right
+            assert left >= 0 and top >= 0 and left + width <= canvas.width and top + height <= canvas.height
+        assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)
+
+
+def test_handwriting_draws_the_labelled_digits(mnist_dir):
+    writer = Handwriting(*load_mnist(mnist_dir, "train"))
+    for seed in range(10):
+        canvas, digits, boxes = writer.compose(np.random.default_rng(seed))
+        pixels = np.asarray(canvas)
+        sheet = np.median(pixels)
+        for left, top, width, height in boxes:
+            inside = pixels[top: top + height, left: left + width]
+            assert inside.min() < sheet - 100  # dark ink inside each digit box
+        ink_columns = np.where((pixels < sheet - 100).any(axis=0))[0]
+        assert ink_columns.min() >= boxes[0][0] and ink_columns.max() < boxes[-1][0] + boxes[-1][2]
+
+
+def test_batches_are_deterministic_and_labelled(photos):
+    samples, images = photos
+    bank = DigitBank(samples, images)
+    make = lambda seed: Batches([(0.5, real_photos(samples, images)), (0.5, composed(bank))], 16, 2, seed)  # noqa: E731
+    x1, y1 = make(3)[1]
+    x2, y2 = make(3)[1]
+    x3, _ = make(4)[1]
+    assert x1.shape == (16, 64, 64, 1) and np.array_equal(x1, x2) and not np.array_equal(x1, x3)
+    assert np.array_equal(y1["length"], y2["length"])
+    for length, digits in zip(y1["length"], y1["digits"]):  # "no digit" exactly past the length
+        assert all(d < 10 for d in digits[:length]) and all(d == 10 for d in digits[length:])
+    batches = make(3)
+    batches.on_epoch_end()
+    assert not np.array_equal(batches[1][0], x1)  # a new epoch draws new augmentations
+
+
+def test_pseudo_labelled_photos(tmp_path):
+    record = {"folder": str(FIXTURES / "svhn_test"), "labels": {"1.png": {"number": "5", "confidence": 0.99}}}
+    (tmp_path / "pseudo.json").write_text(json.dumps(record))
+    photos = load_pseudo_labels(str(tmp_path / "pseudo.json"))
+    image, digits, box = pseudo_photos(photos)(np.random.default_rng(0))
+    assert digits == (5,) and image.mode == "L"
+    left, top, width, height = box  # the middle of the photo, as if it were a protocol crop
+    assert np.isclose(left * 2 + width, image.width) and np.isclose(top * 2 + height, image.height)
