@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import tarfile
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,34 +86,44 @@ def read_digit_struct(path: str | Path) -> dict[str, list[dict]]:
 
 def download(dest: str | Path, sets: list[str], base_url: str = OFFICIAL_URL) -> None:
     """Fetch `{set}.tar.gz` for each set into DEST, resuming partial files, then unpack them."""
-    from tqdm import tqdm
-
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for name in sets:
         archive = dest / f"{name}.tar.gz"
-        partial = archive.with_suffix(".gz.part")
         if not archive.exists():
-            have = partial.stat().st_size if partial.exists() else 0
-            request = urllib.request.Request(base_url + archive.name, headers={"Range": f"bytes={have}-"} if have else {})
-            with urllib.request.urlopen(request, timeout=60) as response:
-                if response.status != 206:  # the server ignored the range: start over
-                    have = 0
-                total = have + int(response.headers.get("Content-Length", 0)) or None
-                with open(partial, "ab" if have else "wb") as out, tqdm(
-                    total=total, initial=have, unit="B", unit_scale=True, desc=archive.name
-                ) as bar:
-                    while chunk := response.read(1 << 20):
-                        out.write(chunk)
-                        bar.update(len(chunk))
-                length = response.headers.get("Content-Length")
-                if length is not None and partial.stat().st_size != have + int(length):  # the body ended early
-                    raise OSError(f"{archive.name}: got {partial.stat().st_size} of {have + int(length)} bytes; run again to resume")
+            partial = archive.with_suffix(".gz.part")
+            fetch(base_url + archive.name, partial)
             partial.rename(archive)
         if not (dest / name / "digitStruct.mat").exists():
             with tarfile.open(archive) as tar:
                 tar.extractall(dest, filter="data")
         print(f"{name}: {dest / name}")
+
+
+def fetch(url: str, partial: Path) -> None:
+    """Download URL into PARTIAL, continuing where an earlier, interrupted run stopped."""
+    from tqdm import tqdm
+
+    have = partial.stat().st_size if partial.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and have:  # nothing left to fetch: the earlier run got every byte
+            return
+        raise
+    with response:
+        if response.status != 206:  # the server ignored the range: start over
+            have = 0
+        length = response.headers.get("Content-Length")
+        with open(partial, "ab" if have else "wb") as out, tqdm(
+            total=have + int(length) if length else None, initial=have, unit="B", unit_scale=True, desc=partial.stem
+        ) as bar:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                bar.update(len(chunk))
+    if length is not None and partial.stat().st_size != have + int(length):  # the body ended early
+        raise OSError(f"{url}: got {partial.stat().st_size} of {have + int(length)} bytes; run again to resume")
 
 
 def main() -> None:

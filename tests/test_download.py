@@ -188,3 +188,13 @@ def test_cli_download(tmp_path: Path, served: dict, server) -> None:
     assert f"train: {dest / 'train'}" in result.stdout
     assert server.requests == [("/train.tar.gz", None)]
     check_result(dest, served)
+
+
+def test_complete_partial_is_finished_without_refetching(tmp_path: Path, served: dict, server) -> None:
+    # A run killed between the last byte and the rename: the server answers 416 to the range.
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / "train.tar.gz.part").write_bytes(served["archive"])
+    download(dest, ["train"], base_url=server.url)
+    assert server.requests == [("/train.tar.gz", f"bytes={len(served['archive'])}-")]
+    check_result(dest, served)
