@@ -54,6 +54,7 @@ def predict():
     return jsonify(
         number=reading.number,
         confidence=round(reading.confidence, 4),
+        confident=reading.confident,
         probabilities={
             "length": [round(p, 4) for p in reading.length_probs],
             "digits": [[round(p, 4) for p in position] for position in reading.digit_probs],

@@ -25,3 +25,14 @@ def decode(length_probs: np.ndarray, digit_probs: np.ndarray) -> tuple[str, floa
 
 def decode_batch(length_probs: np.ndarray, digit_probs: np.ndarray) -> list[tuple[str, float]]:
     return [decode(l, d) for l, d in zip(length_probs, digit_probs)]
+
+
+def confidence_threshold(confidences: np.ndarray, correct: np.ndarray, accuracy: float) -> float:
+    """The lowest confidence above which readings are still right at least `accuracy` of the time.
+
+    Chosen on validation data; the API then flags readings below it as not confident.
+    """
+    order = np.argsort(-np.asarray(confidences))
+    running = np.cumsum(np.asarray(correct)[order]) / np.arange(1, len(order) + 1)
+    ok = np.where(running >= accuracy)[0]
+    return float(np.asarray(confidences)[order][ok[-1]]) if len(ok) else 1.0

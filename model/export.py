@@ -42,6 +42,7 @@ def model_card(run: Path, out: Path, quantize: str, test: dict | None) -> dict:
                                              "batch", "samples_seen", "synth_fraction", "seed", "train_seconds")},
         "validation": {"images": trained["val_images"], "protocol": "crop",
                        "number_accuracy": trained["best_val_number_acc"], "best_epoch": trained["best_epoch"]},
+        "confidence_threshold": trained.get("confidence_threshold"),
         "test": test,
     }
 

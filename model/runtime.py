@@ -25,6 +25,7 @@ DEFAULT_MODEL = Path(__file__).with_name("svhn.tflite")
 class Reading:
     number: str  # "" when the model reads no digit
     confidence: float  # probability of this exact reading, 0-1
+    confident: bool  # confidence at or above the model's threshold (98% right on validation)
     length_probs: list[float]  # P(number has k digits), k = 0..5
     digit_probs: list[list[float]]  # per position, P(digit 0-9, or 10 = no digit there)
     model_ms: float
@@ -37,6 +38,8 @@ class Reader:
         self.path = Path(model_path)
         self.card = json.loads(self.path.with_suffix(".json").read_text()) if self.path.with_suffix(".json").exists() else {}
         self.name = self.card.get("name", self.path.stem)
+        # Without a threshold calibrated on validation, no reading is called confident.
+        self.threshold = float(self.card.get("confidence_threshold") or 1.0)
         interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
         self._run = interpreter.get_signature_runner()
         self._input = next(iter(self._run.get_input_details()))
@@ -54,4 +57,4 @@ class Reader:
         """A decoded image, cropped to the number as well as the caller can -> the number read."""
         length, digits, elapsed = self.run(to_input(image)[None])
         number, confidence = decode(length[0], digits[0])
-        return Reading(number, confidence, length[0].tolist(), digits[0].tolist(), elapsed)
+        return Reading(number, confidence, confidence >= self.threshold, length[0].tolist(), digits[0].tolist(), elapsed)

@@ -26,7 +26,7 @@ from PIL import Image
 
 from model.augment import augmented_input
 from model.data import MAX_DIGITS, Sample, load_samples
-from model.decode import BLANK, decode_batch
+from model.decode import BLANK, confidence_threshold, decode_batch
 from model.handwriting import Handwriting, load_mnist
 from model.net import WIDTHS, build_model
 from model.pseudo import load_pseudo_labels, pseudo_photos
@@ -34,6 +34,7 @@ from model.preprocess import INPUT_SIZE, protocol_crop, to_input, union_box
 from model.synth import DigitBank
 
 INPUT_SHAPE = (INPUT_SIZE, INPUT_SIZE, 1)
+CONFIDENT_ACCURACY = 0.98  # "confident" readings are right this often on validation
 Source = Callable[[np.random.Generator], tuple[Image.Image, tuple[int, ...], tuple[float, float, float, float]]]
 
 
@@ -110,6 +111,16 @@ def split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sampl
     return [samples[i] for i in order[n_val:]], [samples[i] for i in order[:n_val]]
 
 
+def validation_threshold(checkpoint: Path, val_x: np.ndarray | None, val_samples: list[Sample]) -> float | None:
+    """The confidence above which the best model reads 98% of validation numbers right."""
+    if val_x is None:
+        return None
+    out = keras.models.load_model(checkpoint).predict(val_x, batch_size=256, verbose=0)
+    readings = decode_batch(out["length"], out["digits"])
+    correct = [number == s.number for (number, _), s in zip(readings, val_samples)]
+    return confidence_threshold(np.array([c for _, c in readings]), np.array(correct), CONFIDENT_ACCURACY)
+
+
 @dataclass
 class Config:
     data: str  # labelled SVHN folder, or a root with train/
@@ -179,7 +190,8 @@ def train(config: Config, verbose: int = 1) -> dict:
     scores = history.history.get("val_number_acc", [])
     record.update(train_seconds=round(time.time() - started), samples_seen=total * config.batch,
                   best_val_number_acc=max(scores) if scores else None,
-                  best_epoch=int(np.argmax(scores)) + 1 if scores else None)
+                  best_epoch=int(np.argmax(scores)) + 1 if scores else None,
+                  confidence_threshold=validation_threshold(out_dir / "best.keras", val_x, val_samples))
     (out_dir / "train.json").write_text(json.dumps(record, indent=2))
     return record
 

@@ -17,12 +17,13 @@ def png_of(sample) -> bytes:
     return sample.path.read_bytes()
 
 
-def test_multipart_upload(client, test_samples):
+def test_multipart_upload(client, app, test_samples):
     sample = test_samples[0]
     response = client.post("/predict", data={"image": (io.BytesIO(png_of(sample)), "1.png")})
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) >= {"number", "confidence", "probabilities", "model_ms", "model"}
+    assert set(body) >= {"number", "confidence", "confident", "probabilities", "model_ms", "model"}
+    assert body["confident"] == (body["confidence"] >= app.extensions["reader"].threshold)
     assert 0 <= body["confidence"] <= 1 and body["model_ms"] > 0
     assert len(body["probabilities"]["length"]) == 6 and len(body["probabilities"]["digits"]) == 5
     assert all(len(p) == 11 for p in body["probabilities"]["digits"])
