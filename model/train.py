@@ -4,7 +4,9 @@
 
 DATA is a labelled folder (labels.json or digitStruct.mat) or a root holding `train/`.
 Each training batch mixes augmented real photos with numbers recombined from real digit crops
-(model/synth.py). A fraction of the real photos is held out, never augmented, and read under
+(model/synth.py) and, when asked for, handwritten numbers from MNIST train (--mnist DIR) and
+unlabelled photos read confidently by an earlier model (--pseudo FILE, see model/pseudo.py).
+A fraction of the real photos is held out, never augmented, and read under
 the crop protocol after every epoch; the best epoch on it is kept. Everything goes to --out
 (outside git): best.keras, last.keras, log.csv and train.json, which `model.export` reads.
 """
@@ -40,8 +42,8 @@ Source = Callable[[np.random.Generator], tuple[Image.Image, tuple[int, ...], tup
 
 def labels_of(digits: tuple[int, ...]) -> tuple[int, np.ndarray]:
     sequence = np.full(MAX_DIGITS, BLANK, dtype=np.int32)
-    sequence[: len(digits)] = digits[:MAX_DIGITS]
-    return min(len(digits), MAX_DIGITS), sequence
+    sequence[: len(digits)] = digits
+    return len(digits), sequence
 
 
 class Batches(keras.utils.PyDataset):
@@ -159,7 +161,8 @@ def train(config: Config, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(config.seed)
     root = Path(config.data)
     folder = root / "train" if (root / "train").is_dir() else root
-    train_samples, val_samples = split(load_samples(folder), config.val_fraction, config.seed)
+    readable = [s for s in load_samples(folder) if len(s.digits) <= MAX_DIGITS]  # drops 1 in 33,402 of SVHN train
+    train_samples, val_samples = split(readable, config.val_fraction, config.seed)
     images = {s.path: Image.open(s.path).convert("L") for s in train_samples + val_samples}
     mix, counts = sources_for(config, train_samples, images)
     batches = Batches(mix, config.batch, config.steps, config.seed)
