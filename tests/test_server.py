@@ -12,8 +12,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from tests.conftest import FIXTURES
+from model.preprocess import protocol_crop
+from tests.conftest import encode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,13 +56,23 @@ def test_healthz_over_http(server):
         assert json.load(response)["status"] == "ok"
 
 
-def test_predict_over_http(server):
-    data = (FIXTURES / "svhn_test" / "2.png").read_bytes()  # a real photo reading "210"
-    request = urllib.request.Request(server + "/predict", data=data, headers={"Content-Type": "image/png"})
+def post(url: str, data: bytes, content_type: str) -> dict:
+    request = urllib.request.Request(url + "/predict", data=data, headers={"Content-Type": content_type})
     with urllib.request.urlopen(request, timeout=10) as response:
-        body = json.load(response)
-    assert response.status == 200
-    assert body["number"] == "210"
+        assert response.status == 200
+        return json.load(response)
+
+
+def test_predict_over_http(server, client, test_samples):
+    # Real photos 1-10, cropped as in the crop protocol: the server reads them as the app does in-process.
+    right = 0
+    for sample in test_samples[:10]:
+        with Image.open(sample.path) as image:
+            data = encode(protocol_crop(image.convert("RGB"), list(sample.boxes)))
+        body = post(server, data, "image/png")
+        assert body["number"] == client.post("/predict", data=data, content_type="image/png").get_json()["number"]
+        right += body["number"] == sample.number
+    assert right >= 6, f"read {right} of 10"
 
 
 def test_bad_upload_over_http_is_a_json_4xx(server):
