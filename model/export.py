@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+from model.preprocess import INPUT_SIZE
 from model.runtime import DEFAULT_MODEL
 
 
@@ -31,15 +32,15 @@ def export(checkpoint: Path, out: Path, quantize: str = "none") -> None:
 def model_card(run: Path, out: Path, quantize: str, test: dict | None) -> dict:
     trained = json.loads((run / "train.json").read_text())
     return {
-        "name": f"svhn-sequence-{datetime.date.today():%Y%m%d}",
+        "name": f"svhn-sequence-{datetime.date.today():%Y%m%d}-{run.name}",
         "file": out.name,
         "bytes": out.stat().st_size,
         "date": datetime.date.today().isoformat(),
-        "input": {"shape": [64, 64, 1], "preprocess": "model/preprocess.py:to_input (grey, per-image contrast)"},
+        "input": {"shape": [INPUT_SIZE, INPUT_SIZE, 1], "preprocess": "model/preprocess.py:to_input (grey, per-image contrast)"},
         "outputs": {"length": "P(0..5 digits)", "digits": "5 positions x P(0-9, 10 = no digit)"},
         "quantization": quantize,
-        "training": {k: trained[k] for k in ("data", "train_images", "val_images", "digit_crops", "epochs", "steps",
-                                             "batch", "samples_seen", "synth_fraction", "seed", "train_seconds")},
+        "training": {k: v for k, v in trained.items()
+                     if k not in ("out", "best_val_number_acc", "best_epoch", "confidence_threshold")},
         "validation": {"images": trained["val_images"], "protocol": "crop",
                        "number_accuracy": trained["best_val_number_acc"], "best_epoch": trained["best_epoch"]},
         "confidence_threshold": trained.get("confidence_threshold"),
