@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 OFFICIAL_URL = "http://ufldl.stanford.edu/housenumbers/"
 MAX_DIGITS = 5  # the network reads at most this many digits (one SVHN train image has 6)
 
@@ -50,6 +52,13 @@ def load_samples(folder: str | Path) -> list[Sample]:
         for name, digits in labels.items()
     ]
     return sorted(samples, key=lambda s: (len(s.path.stem), s.path.stem))
+
+
+def split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """(train, validation): a seeded shuffle, so evaluation can rebuild a training run's validation set."""
+    order = np.random.default_rng(seed).permutation(len(samples))
+    n_val = int(round(len(samples) * fraction))
+    return [samples[i] for i in order[n_val:]], [samples[i] for i in order[:n_val]]
 
 
 def read_digit_struct(path: str | Path) -> dict[str, list[dict]]:

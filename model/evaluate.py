@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from model.data import Sample, load_samples
+from model.data import Sample, load_samples, split
 from model.preprocess import protocol_crop
 from model.runtime import DEFAULT_MODEL, Reader
 
@@ -70,6 +70,12 @@ def evaluate_handwriting(reader: Reader, mnist: str, count: int = 1000, seed: in
                 protocol="handwriting", readings=readings)
 
 
+def validation_samples(run: str) -> list[Sample]:
+    """The photos a training run held out, rebuilt from its recorded data folder, fraction and seed."""
+    record = json.loads((Path(run) / "train.json").read_text())
+    return split(load_samples(record["data"]), record["val_fraction"], record["seed"])[1]
+
+
 def summary(result: dict) -> str:
     lengths = ", ".join(f"{k} digits {v['number_accuracy']:.1%} of {v['images']}" for k, v in result["by_length"].items())
     return (f"{result['protocol']:>5}: numbers {result['number_accuracy']:.2%}  digits {result['digit_accuracy']:.2%}"
@@ -78,7 +84,9 @@ def summary(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="labelled SVHN folder (labels.json or digitStruct.mat)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="labelled SVHN folder (labels.json or digitStruct.mat)")
+    source.add_argument("--val-of", metavar="RUN", help="the validation photos held out by a training run (its train.json)")
     parser.add_argument("--model", default=str(DEFAULT_MODEL))
     parser.add_argument("--protocol", choices=PROTOCOLS, nargs="+", default=list(PROTOCOLS))
     parser.add_argument("--limit", type=int, help="only the first N images")
@@ -86,7 +94,7 @@ def main() -> None:
     parser.add_argument("--report", help="write the JSON report here")
     args = parser.parse_args()
     reader = Reader(args.model)
-    samples = load_samples(args.data)[: args.limit]
+    samples = (validation_samples(args.val_of) if args.val_of else load_samples(args.data))[: args.limit]
     results = {p: evaluate(reader, samples, p) for p in args.protocol}
     if args.mnist:
         results["handwriting"] = evaluate_handwriting(reader, args.mnist)
@@ -94,7 +102,7 @@ def main() -> None:
         print(summary(result))
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps({"model": reader.name, "data": args.data,
+        Path(args.report).write_text(json.dumps({"model": reader.name, "data": args.data or f"validation of {args.val_of}",
                                                  "confidence_threshold": reader.card.get("confidence_threshold"),
                                                  **results}, indent=1))
 

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from model.augment import augmented_input
-from model.data import MAX_DIGITS, Sample, load_samples
+from model.data import MAX_DIGITS, Sample, load_samples, split
 from model.decode import BLANK, confidence_threshold, decode_batch
 from model.handwriting import Handwriting, load_mnist
 from model.net import WIDTHS, build_model
@@ -105,12 +105,6 @@ class NumberAccuracy(keras.callbacks.Callback):
         read = [number for number, _ in decode_batch(out["length"], out["digits"])]
         logs["val_number_acc"] = float(np.mean([r == t for r, t in zip(read, self.numbers)]))
         print(f" - val_number_acc: {logs['val_number_acc']:.4f}")
-
-
-def split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    order = np.random.default_rng(seed).permutation(len(samples))
-    n_val = int(round(len(samples) * fraction))
-    return [samples[i] for i in order[n_val:]], [samples[i] for i in order[:n_val]]
 
 
 def validation_threshold(checkpoint: Path, val_x: np.ndarray | None, val_samples: list[Sample]) -> float | None:
