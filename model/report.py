@@ -98,10 +98,62 @@ def failure_montage(readings: list[dict], data: Path, path: Path, count: int = 2
     sheet.save(path)
 
 
+def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[str, float]]) -> str:
+    """The report beside the model: recipe, validation comparisons, test figures and plots."""
+    t = card["training"]
+    lines = [f"# Model report: {card['name']}", "",
+             f"`{card['file']}`: {card['bytes'] / 1e6:.1f} MB, quantization `{card['quantization']}`, input "
+             f"{card['input']['shape']}, exported {card['date']}.", "",
+             "## Training recipe", "",
+             f"`python -m model.train` on `{t['data']}`: {t['train_images']} photos for training, {t['val_images']} held "
+             f"out for validation (seed {t['seed']}); {t['epochs']} epochs x {t['steps']} batches of {t['batch']} "
+             f"({t['samples_seen']:,} augmented examples), AdamW with a cosine learning rate from {t['lr']}, "
+             f"{t['train_seconds'] / 60:.0f} minutes on the CPU. Mix of each batch:", ""]
+    shares = {"recombined numbers from real digit crops": t.get("synth_fraction", 0),
+              "handwritten numbers from MNIST train": t.get("handwriting_fraction", 0) if t.get("mnist") else 0,
+              "pseudo-labelled unlabelled photos": t.get("pseudo_fraction", 0) if t.get("pseudo") else 0}
+    shares = {"augmented real photos": 1 - sum(shares.values()), **shares}
+    lines += [f"* {share:.0%} {name}" for name, share in shares.items() if share]
+    lines += ["", "## What each means added (validation, crop protocol)", "",
+              "| run | recombined | handwriting | pseudo-labels | validation exact |", "| --- | --- | --- | --- | --- |"]
+    for run in runs:
+        lines.append(f"| {Path(run['out']).name if 'out' in run else '?'} | {run.get('synth_fraction', 0):.0%} | "
+                     f"{run.get('handwriting_fraction', 0) if run.get('mnist') else 0:.0%} | "
+                     f"{run.get('pseudo_fraction', 0) if run.get('pseudo') else 0:.0%} | {run['best_val_number_acc']:.1%} |")
+    if quantized:
+        lines += ["", "## float32 against int8 (validation, crop protocol)", "", "| export | validation exact |", "| --- | --- |"]
+        lines += [f"| {name} | {acc:.1%} |" for name, acc in quantized]
+    lines += ["", f"## SVHN test 1-500 ({report['data']}; never trained or tuned on)", "",
+              "| protocol | images | exact number | per digit | by length |", "| --- | --- | --- | --- | --- |"]
+    for protocol in ("crop", "whole", "handwriting"):
+        if protocol in report:
+            r = report[protocol]
+            by = ", ".join(f"{k}: {v['number_accuracy']:.1%} of {v['images']}" for k, v in r["by_length"].items())
+            lines.append(f"| {protocol} | {r['images']} | {r['number_accuracy']:.1%} | {r['digit_accuracy']:.1%} | {by} |")
+    lines += ["", "crop: the digits' union box grown by 30% on every side (kept inside the photo), then the product "
+              "pipeline; whole: the photo as it is; handwriting: 1,000 numbers of 1-4 MNIST *test* digits drawn "
+              "dark on light, read whole as the canvas sends them."]
+    threshold = report.get("confidence_threshold")
+    if threshold is not None:
+        lines += ["", "## Confidence", "",
+                  f"`confident` is `confidence >= {threshold:.3f}`, the threshold at which validation numbers are read "
+                  "98% right. On test 1-500:", ""]
+        for protocol in ("crop", "whole"):
+            cov, acc = coverage_at(report[protocol]["readings"], threshold)
+            lines.append(f"* {protocol}: confident on {cov:.1%} of the images, {acc:.1%} of those right")
+    lines += ["", "![accuracy against coverage](coverage.png) ![digit confusions](confusion.png)", "",
+              "Most confident failures (crop protocol; truth, reading, confidence):", "", "![failures](failures.png)", ""]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval", required=True, help="JSON written by model.evaluate --report")
     parser.add_argument("--out", default="model/report")
+    parser.add_argument("--card", default="model/svhn.json")
+    parser.add_argument("--runs", nargs="*", default=[], help="training runs to compare on validation (their train.json)")
+    parser.add_argument("--quantized", nargs="*", default=[], metavar="NAME=ACC",
+                        help="validation accuracy of float32 and int8 exports, e.g. float32=0.83 int8=0.83")
     args = parser.parse_args()
     report = json.loads(Path(args.eval).read_text())
     results = {p: report[p] for p in ("crop", "whole") if p in report}
@@ -110,6 +162,10 @@ def main() -> None:
     plot_coverage(results, out / "coverage.png")
     plot_confusion(confusion(results["crop"]["readings"]), out / "confusion.png")
     failure_montage(results["crop"]["readings"], Path(report["data"]), out / "failures.png")
+    runs = [dict(json.loads((Path(r) / "train.json").read_text()), out=r) for r in args.runs]
+    quantized = [(item.split("=")[0], float(item.split("=")[1])) for item in args.quantized]
+    card = json.loads(Path(args.card).read_text())
+    (out / "README.md").write_text(markdown(report, card, runs, quantized))
     threshold = report.get("confidence_threshold")
     for protocol, result in results.items():
         line = f"{protocol}: {result['number_accuracy']:.2%} exact"
