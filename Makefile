@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test train export evaluate clean
+.PHONY: run test model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -26,16 +26,21 @@ run: $(VENV)/.serve
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
 
-# Training and scoring the bundled model (see README, "Training"); DATA is an SVHN folder.
-DATA ?= ../shared/data/svhn
-train: $(VENV)/.dev
-	$(BIN)/python -m model.train --data $(DATA) --out runs/base
-
-export: $(VENV)/.dev
-	$(BIN)/python -m model.export --run runs/base --test-data $(DATA)/test
-
-evaluate: $(VENV)/.dev
-	$(BIN)/python -m model.evaluate --data $(DATA)/test --report model/report/test.json
+# The bundled model, end to end (see README, "Training"): a first model on the labelled photos,
+# its confident readings of the unlabelled photos, then a second model that also learns from
+# those and from MNIST handwriting; exported with int8 weights, scored and reported.
+SVHN ?= data/svhn
+UNLABELLED ?= data/svhn_unlabeled
+MNIST ?= data/mnist
+model: $(VENV)/.dev
+	$(BIN)/python -m model.train --data $(SVHN) --out runs/base --quiet
+	$(BIN)/python -m model.export --run runs/base --out runs/base/model.tflite
+	$(BIN)/python -m model.pseudo --model runs/base/model.tflite --data $(UNLABELLED) --out runs/pseudo-base.json
+	$(BIN)/python -m model.train --data $(SVHN) --out runs/stage2 --mnist $(MNIST) --pseudo runs/pseudo-base.json \
+		--synth-fraction 0.4 --pseudo-fraction 0.25 --handwriting-fraction 0.1 --quiet
+	$(BIN)/python -m model.export --run runs/stage2 --quantize dynamic --test-data $(SVHN)/test
+	$(BIN)/python -m model.evaluate --data $(SVHN)/test --mnist $(MNIST) --report model/report/test.json
+	$(BIN)/python -m model.report --eval model/report/test.json --runs runs/base runs/stage2
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -54,12 +54,16 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="a .tflite exported by model.export")
     parser.add_argument("--data", required=True, help="folder of unlabelled photos")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--threshold", type=float, default=0.9)
+    parser.add_argument("--threshold", type=float,
+                        help="default: the model card's confidence_threshold (98%% right on validation)")
     args = parser.parse_args()
-    record = label_folder(args.model, args.data, args.threshold)
+    threshold = args.threshold
+    if threshold is None:
+        threshold = json.loads(Path(args.model).with_suffix(".json").read_text())["confidence_threshold"]
+    record = label_folder(args.model, args.data, threshold)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1))
-    print(f"kept {record['kept']} of {record['photos']} photos at confidence >= {args.threshold}")
+    print(f"kept {record['kept']} of {record['photos']} photos at confidence >= {threshold:.3f}")
 
 
 if __name__ == "__main__":
