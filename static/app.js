@@ -65,7 +65,8 @@
   function render(data) {
     const number = typeof data.number === 'string' ? data.number : '';
     numberEl.textContent = number === '' ? 'No number found' : number;
-    confidenceEl.textContent = pct(data.confidence);
+    // The server flags readings below the confidence that is 98% right on validation.
+    confidenceEl.textContent = pct(data.confidence) + (number !== '' && data.confident === false ? ' (not sure)' : '');
     const ms = Number(data.model_ms);
     // Sub-millisecond times are common on a GPU; keep two decimals so they are not shown as 0.
     modelMsEl.textContent = Number.isFinite(ms) ? ms.toFixed(ms < 1 ? 2 : 1) + ' ms' : '—';
