@@ -5,11 +5,23 @@ import os
 from pathlib import Path
 
 from flask import Flask, jsonify
+from flask_talisman import Talisman
 from werkzeug.exceptions import HTTPException
 
 from model.runtime import DEFAULT_MODEL, Reader
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The page loads only its own files: no inline script or style, no framing by other sites.
+# blob: is the preview of the photo a visitor picks, shown before it is sent.
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "img-src": "'self' blob: data:",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
 
 DEFAULTS = {
     "MODEL_PATH": str(DEFAULT_MODEL),
@@ -30,6 +42,9 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.config.update(config or {})
     app.extensions["reader"] = Reader(app.config["MODEL_PATH"])
+    # HTTPS is the platform's job (Heroku's router terminates TLS), so no redirect here.
+    Talisman(app, force_https=False, content_security_policy=CONTENT_SECURITY_POLICY,
+             referrer_policy="no-referrer", frame_options="DENY", session_cookie_secure=False)
 
     from app import api, pages
 

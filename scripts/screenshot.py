@@ -37,6 +37,9 @@ def main(out: str, port: int = 8765) -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
             page = browser.new_page(viewport={"width": 1100, "height": 760})
+            problems = []  # a CSP violation or script error shows up in the console
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
             page.goto(f"http://127.0.0.1:{port}/")
             sample = load_samples(ROOT / "tests/fixtures/svhn_test")[1]
             photo = Path(tempfile.mkdtemp()) / "house-210.jpg"
@@ -44,7 +47,7 @@ def main(out: str, port: int = 8765) -> None:
             page.set_input_files("#file", str(photo))
             page.wait_for_function("document.getElementById('number').textContent.trim() !== '—'")
             page.screenshot(path=out, full_page=True)
-            print(f"{out}: read {page.text_content('#number')!r}")
+            print(f"{out}: read {page.text_content('#number')!r}; console errors: {problems or 'none'}")
             browser.close()
     finally:
         server.terminate()

@@ -112,3 +112,11 @@ def test_server_keeps_serving_after_errors(client, test_samples):
         client.post("/predict", data=b"junk", content_type="image/jpeg")
     assert client.get("/healthz").status_code == 200
     assert client.post("/predict", data=png_of(test_samples[0]), content_type="image/png").status_code == 200
+
+
+def test_security_headers_on_pages_and_errors(client):
+    for response in (client.get("/"), client.get("/healthz"), client.post("/predict", data=b"x", content_type="text/plain")):
+        csp = response.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
