@@ -114,7 +114,12 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
               "pseudo-labelled unlabelled photos": t.get("pseudo_fraction", 0) if t.get("pseudo") else 0}
     shares = {"augmented real photos": 1 - sum(shares.values()), **shares}
     lines += [f"* {share:.0%} {name}" for name, share in shares.items() if share]
+    if t.get("pseudo"):
+        lines += ["", f"The pseudo-labels ({t['pseudo']}): {t['pseudo_labelled_photos']:,} unlabelled photos that an "
+                  "earlier model read with at least its validation confidence threshold."]
     lines += ["", "## What each means added (validation, crop protocol)", "",
+              f"Each run is scored on the same {t['val_images']} held-out photos, so one photo is "
+              f"{1 / t['val_images']:.1%}; rows that change several means at once measure them together.", "",
               "| run | recombined | handwriting | pseudo-labels | validation exact |", "| --- | --- | --- | --- | --- |"]
     for run in runs:
         lines.append(f"| {Path(run['out']).name if 'out' in run else '?'} | {run.get('synth_fraction', 0):.0%} | "
