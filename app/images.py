@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Raster formats a browser or phone sends ("JPEG" includes the multi-picture MPO files of many
@@ -50,6 +51,9 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Flatten transparency onto white: a canvas drawing is dark strokes on a transparent sheet."""
+    if image.mode.startswith("I"):  # 16-bit PNG: Pillow's own conversion clips at 255 instead of scaling
+        pixels = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

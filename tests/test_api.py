@@ -120,3 +120,9 @@ def test_security_headers_on_pages_and_errors(client):
         assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 200), (320, 160)])
+def test_tiny_thin_and_blank_images_get_an_answer(client, size):
+    response = client.post("/predict", data=encode(Image.new("RGB", size, "white")), content_type="image/png")
+    assert response.status_code == 200 and set(response.get_json()["number"]) <= set("0123456789")

@@ -57,3 +57,26 @@ def test_too_many_pixels_is_refused_before_decoding():
 def test_decompression_bomb_is_413():
     # A 1-bit PNG of 20000 x 20000 pixels compresses to tens of kB but would take 1.2 GB as RGB.
     assert status_of(encode(Image.new("1", (20000, 20000))), max_pixels=40_000_000) == 413
+
+
+def test_sixteen_bit_png_keeps_its_contrast():
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    out = np.asarray(decode_image(encode(Image.fromarray(ramp)), LIMIT))
+    assert out.min() == 0 and out.max() == 255 and 100 < out.mean() < 155
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "CMYK", "P", "1", "RGBA"])
+def test_every_colour_mode_becomes_rgb(mode):
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    out = decode_image(encode(Image.new(mode, (12, 8)), fmt), LIMIT)
+    assert out.mode == "RGB" and out.size == (12, 8)
+
+
+def test_animated_gif_reads_its_first_frame():
+    frames = [Image.new("L", (16, 16), v) for v in (0, 255)]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert np.asarray(decode_image(data, LIMIT)).max() == 0
+
+
+def test_one_pixel_image_decodes():
+    assert decode_image(encode(Image.new("RGB", (1, 1))), LIMIT).size == (1, 1)
