@@ -9,7 +9,9 @@ test client (decode + preprocess + model + JSON), as p50/p95 over every image x 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -45,9 +47,8 @@ def main() -> None:
         body = client.post("/predict", data=data, content_type="image/png").get_json()
         total_ms.append((time.perf_counter() - started) * 1000)
         model_ms.append(body["model_ms"])
-    import sys
 
-    print(f"machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"model: {app.extensions['reader'].name} ({Path(app.config['MODEL_PATH']).stat().st_size / 1e6:.1f} MB)")
     print(f"tensorflow imported: {'tensorflow' in sys.modules}")
     print(f"memory: {base:.0f} MB interpreter, {loaded:.0f} MB with app and model, {rss_mb():.0f} MB after {len(total_ms)} requests")
