@@ -14,8 +14,6 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from PIL import Image
-
 from model.data import Sample, load_samples, split
 from model.preprocess import protocol_crop
 from model.runtime import DEFAULT_MODEL, Reader
@@ -41,13 +39,14 @@ def score(readings: list[str], truths: list[str]) -> dict:
 
 
 def evaluate(reader: Reader, samples: list[Sample], protocol: str) -> dict:
+    from app.images import decode_image  # the product's own decoder, so the figures are the product's
+
     readings = []
     for sample in samples:
-        with Image.open(sample.path) as image:
-            image = image.convert("RGB")
-            if protocol == "crop":
-                image = protocol_crop(image, list(sample.boxes))
-            reading = reader.read(image)
+        image = decode_image(sample.path.read_bytes(), max_pixels=10**9)
+        if protocol == "crop":
+            image = protocol_crop(image, list(sample.boxes))
+        reading = reader.read(image)
         readings.append({"image": sample.path.name, "truth": sample.number, "read": reading.number,
                          "confidence": round(reading.confidence, 4)})
     return dict(score([r["read"] for r in readings], [s.number for s in samples]), protocol=protocol, readings=readings)

@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """An idx file (optionally gzipped) -> numpy array; the header gives dtype code and shape."""
+    """An idx file of unsigned bytes (optionally gzipped), as MNIST ships -> numpy array shaped by its header."""
     raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.decode import BLANK, decode
+from model.decode import BLANK, confidence_threshold, decode
 from model.preprocess import INPUT_SIZE, grow_box, protocol_crop, to_input, union_box
 
 
@@ -57,3 +57,11 @@ def test_decode_reads_length_then_digits():
 def test_decode_empty_number():
     length = np.array([0.7, 0.3, 0, 0, 0, 0])
     assert decode(length, np.full((5, 11), 1 / 11)) == ("", 0.7)
+
+
+def test_confidence_threshold_keeps_the_accurate_top():
+    confidences = np.array([0.99, 0.95, 0.9, 0.8, 0.7, 0.6])
+    correct = np.array([True, True, True, False, True, False])
+    assert confidence_threshold(confidences, correct, 1.0) == 0.9
+    assert confidence_threshold(confidences, correct, 0.8) == 0.7
+    assert confidence_threshold(confidences, ~correct, 0.5) == 1.0  # never accurate enough: nothing is confident

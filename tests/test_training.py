@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from model.export import export, model_card
@@ -18,6 +19,7 @@ def test_train_export_and_serve(tmp_path):
     assert result["train_images"] == 36 and result["val_images"] == 4
     assert result["samples_seen"] == 2 * 3 * 8
     assert 0.0 <= result["best_val_number_acc"] <= 1.0
+    assert 0.0 <= result["confidence_threshold"] <= 1.0
     assert {p.name for p in run.iterdir()} >= {"best.keras", "last.keras", "log.csv", "train.json"}
 
     out = tmp_path / "tiny.tflite"
@@ -32,3 +34,12 @@ def test_train_export_and_serve(tmp_path):
     assert len(reading.digit_probs) == 5 and all(np.isclose(sum(p), 1, atol=1e-4) for p in reading.digit_probs)
     assert len(reading.number) == int(np.argmax(reading.length_probs))
     assert set(reading.number) <= set("0123456789")
+
+
+def test_optional_shares_cannot_exceed_the_whole(tmp_path):
+    pseudo = tmp_path / "pseudo.json"
+    pseudo.write_text(json.dumps({"folder": str(FIXTURES / "svhn_test"), "labels": {"1.png": {"number": "5"}}}))
+    config = Config(data=str(FIXTURES / "svhn_train"), out=str(tmp_path), synth_fraction=0.8,
+                    pseudo=str(pseudo), pseudo_fraction=0.3)
+    with pytest.raises(ValueError, match="more than 1"):
+        train(config, verbose=0)
