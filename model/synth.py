@@ -30,11 +30,7 @@ class DigitBank:
                 crop = image.crop((int(left - pad_x), int(top - pad_y), int(left + width + pad_x), int(top + height + pad_y)))
                 if crop.width >= 4 and crop.height >= 8:
                     self.crops[digit].append(crop)
-            left, top, width, height = union_box(list(sample.boxes))
-            for strip in ((0, 0, left, image.height), (left + width, 0, image.width, image.height),
-                          (0, 0, image.width, top), (0, top + height, image.width, image.height)):
-                if strip[2] - strip[0] >= 6 and strip[3] - strip[1] >= 6:
-                    self.backgrounds.append(image.crop(tuple(int(v) for v in strip)))
+            self.backgrounds.extend(walls_of(sample, image, min_size=6))
 
     def compose(self, rng: np.random.Generator) -> tuple[Image.Image, tuple[int, ...], list[tuple]]:
         """One recombined number -> (grey image, digits, digit boxes)."""
@@ -70,3 +66,12 @@ def feathered_mask(size: tuple[int, int]) -> Image.Image:
     mask = Image.new("L", size, 0)
     ImageDraw.Draw(mask).rectangle((border, border, w - 1 - border, h - 1 - border), fill=255)
     return mask.filter(ImageFilter.BoxBlur(border))
+
+
+def walls_of(sample: Sample, image: Image.Image, min_size: int = 12) -> list[Image.Image]:
+    """The four stretches of a photo beside its digits' union box (left, right, above, below)."""
+    left, top, width, height = union_box(list(sample.boxes))
+    strips = ((0, 0, left, image.height), (left + width, 0, image.width, image.height),
+              (0, 0, image.width, top), (0, top + height, image.width, image.height))
+    return [image.crop(tuple(int(v) for v in strip)) for strip in strips
+            if strip[2] - strip[0] >= min_size and strip[3] - strip[1] >= min_size]

@@ -12,11 +12,10 @@ the crop protocol after every epoch; the best epoch on it is kept. Everything go
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from model.augment import augmented_input
+from model.cli import parse_config
 from model.data import MAX_DIGITS, Sample, load_samples, split
 from model.decode import BLANK, confidence_threshold, decode_batch
 from model.handwriting import Handwriting, load_mnist
@@ -201,21 +201,8 @@ def train(config: Config, verbose: int = 1) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for field in fields(Config):
-        flag = "--" + field.name.replace("_", "-")
-        if field.name == "widths":
-            parser.add_argument(flag, type=lambda v: tuple(int(c) for c in v.split(",")), default=field.default,
-                                help="channels per conv block, e.g. 32,64,128,192")
-        elif field.default is MISSING:
-            parser.add_argument(flag, required=True)
-        else:
-            kind = type(field.default) if field.default is not None else str
-            parser.add_argument(flag, type=kind, default=field.default, help=f"default {field.default}")
-    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar (for log files)")
-    args = vars(parser.parse_args())
-    quiet = args.pop("quiet")
-    print(json.dumps(train(Config(**args), verbose=2 if quiet else 1), indent=2))
+    config, quiet = parse_config(Config, __doc__)
+    print(json.dumps(train(config, verbose=2 if quiet else 1), indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,24 @@
+"""Command lines made from a training script's Config dataclass: one flag per field, defaults shown."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields
+
+
+def parse_config(config_class, description: str):
+    """-> (config_class(**flags), quiet). A tuple-of-int field takes "32,64,128"."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for field in fields(config_class):
+        flag = "--" + field.name.replace("_", "-")
+        if field.default is MISSING:
+            parser.add_argument(flag, required=True)
+        elif isinstance(field.default, tuple):
+            parser.add_argument(flag, type=lambda v: tuple(int(c) for c in v.split(",")), default=field.default,
+                                help=f"comma-separated, default {','.join(map(str, field.default))}")
+        else:
+            kind = type(field.default) if field.default is not None else str
+            parser.add_argument(flag, type=kind, default=field.default, help=f"default {field.default}")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar (for log files)")
+    args = vars(parser.parse_args())
+    quiet = args.pop("quiet")
+    return config_class(**args), quiet

@@ -1,0 +1,157 @@
+"""Pictures for the localiser, each a grey image with the boxes of the house numbers in it.
+
+Training draws from five kinds (`Pictures`): real photos cropped anywhere from tight to whole;
+numbers recombined from real digit crops (model/synth.py); canvas drawings of MNIST train
+digits; scenes, where one of those is pasted at a random spot of a larger background among
+pasted patches without digits (so a pasted rectangle's edge does not mean "number"); and
+negatives with no number at all (walls beside the digits of training photos, plain textures,
+blank sheets). `scene_of` and `negatives_of` build the benchmark pictures of model/evaluate.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from model.data import Sample
+from model.preprocess import Box, union_box
+from model.synth import DigitBank, feathered_mask, walls_of
+
+KINDS = ("photo", "synthetic", "drawing", "scene", "negative")
+SHARES = (0.3, 0.1, 0.1, 0.3, 0.2)
+
+
+def texture(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
+    """A plain surface: flat, a lighting gradient, blotches, boards or bricks, or stripes."""
+    w, h = size
+    kind = int(rng.integers(5))
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    low, high = sorted(rng.uniform(0, 255, 2))
+    if kind == 0:
+        pixels = np.full((h, w), rng.uniform(0, 255), np.float32)
+    elif kind == 1:
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = xs * np.cos(angle) + ys * np.sin(angle)
+        pixels = low + (high - low) * (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1.0)
+    elif kind == 2:
+        cell = int(rng.integers(4, 40))
+        coarse = rng.uniform(low, high, (h // cell + 2, w // cell + 2)).astype(np.float32)
+        pixels = np.asarray(Image.fromarray(coarse, "F").resize((w, h), Image.Resampling.BICUBIC))
+    elif kind == 3:
+        row = int(rng.integers(6, 40))
+        brick = int(rng.integers(row, 5 * row))
+        shifted = xs + (ys // row % 2) * brick / 2
+        joints = (ys % row < max(1, row // 8)) | (rng.random() < 0.7) & (shifted % brick < max(1, row // 8))
+        pixels = np.where(joints, low, high) + rng.normal(0, 6, (h, w))
+    else:
+        angle, period = rng.uniform(0, np.pi), rng.uniform(4, 40)
+        pixels = low + (high - low) * (np.sin((xs * np.cos(angle) + ys * np.sin(angle)) * 2 * np.pi / period) > 0)
+    pixels = pixels + rng.normal(0, rng.uniform(0, 10), (h, w))
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L")
+    return image.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2))) if rng.random() < 0.5 else image
+
+
+def background(rng: np.random.Generator, size: tuple[int, int], walls: list[Image.Image]) -> Image.Image:
+    """A surface with no digit: a texture, or a stretch of real wall (photo regions away from digits)."""
+    if not walls or rng.random() < 0.4:
+        return texture(rng, size)
+    wall = walls[int(rng.integers(len(walls)))]
+    return wall.resize(size, Image.Resampling.BILINEAR)
+
+
+def paste_patches(canvas: Image.Image, rng: np.random.Generator, walls: list[Image.Image], count: int,
+                  typical: tuple[int, int]) -> None:
+    """Lay `count` digit-free patches about `typical` in size at random spots of the canvas."""
+    for _ in range(count):
+        size = tuple(max(4, min(int(s * rng.uniform(0.3, 1.3)), c)) for s, c in zip(typical, canvas.size))
+        patch = background(rng, size, walls)
+        spot = (int(rng.integers(0, canvas.width - size[0] + 1)), int(rng.integers(0, canvas.height - size[1] + 1)))
+        canvas.paste(patch, spot, feathered_mask(size) if rng.random() < 0.5 else None)
+
+
+def scene_of(content: Image.Image, boxes: list[Box], rng: np.random.Generator, walls: list[Image.Image],
+             factor: float = 3.0, patches: int = 0, feather: bool = False) -> tuple[Image.Image, list[Box]]:
+    """`content` pasted at a random spot of a background `factor` times its width and height."""
+    size = (max(content.width + 1, int(content.width * factor)), max(content.height + 1, int(content.height * factor)))
+    canvas = background(rng, size, walls)
+    paste_patches(canvas, rng, walls, patches, content.size)
+    x, y = int(rng.integers(0, size[0] - content.width + 1)), int(rng.integers(0, size[1] - content.height + 1))
+    canvas.paste(content, (x, y), feathered_mask(content.size) if feather else None)
+    return canvas, [(bx + x, by + y, bw, bh) for bx, by, bw, bh in boxes]
+
+
+def negatives_of(samples: list[Sample], images: dict, rng: np.random.Generator, count: int) -> list[Image.Image]:
+    """Pictures without digits: half regions of the photos away from any digit box, half plain textures."""
+    walls = [wall for s in samples for wall in walls_of(s, images[s.path], min_size=24)]
+    pictures = []
+    for i in range(count):
+        if i % 2 == 0 and walls:
+            pictures.append(walls[int(rng.integers(len(walls)))])
+        else:
+            pictures.append(texture(rng, (int(rng.integers(40, 400)), int(rng.integers(40, 300)))))
+    return pictures
+
+
+class Pictures:
+    """Draws training pictures for the localiser: (grey image, number boxes), no box for a negative."""
+
+    def __init__(self, samples: list[Sample], images: dict, handwriting=None, shares=SHARES):
+        self.samples, self.images = samples, images
+        self.bank = DigitBank(samples, images)
+        self.walls = [wall for wall in self.bank.backgrounds if min(wall.size) >= 12]
+        self.handwriting = handwriting
+        shares = np.array(shares, dtype=np.float64)
+        if handwriting is None:
+            shares[KINDS.index("drawing")] = 0
+        self.shares = shares / shares.sum()
+
+    def draw(self, rng: np.random.Generator) -> tuple[Image.Image, list[Box]]:
+        return getattr(self, KINDS[int(rng.choice(len(KINDS), p=self.shares))])(rng)
+
+    def photo(self, rng):
+        """A real photo cut anywhere between a tight crop around the number and the whole photo."""
+        sample = self.samples[int(rng.integers(len(self.samples)))]
+        image = self.images[sample.path]
+        left, top, width, height = union_box(list(sample.boxes))
+        if rng.random() < 0.3:  # as a visitor crops: a margin around the number
+            margins = rng.uniform(0.05, 0.6, 4) * (width, height, width, height)
+            region = (left - margins[0], top - margins[1], left + width + margins[2], top + height + margins[3])
+        else:
+            region = (rng.uniform(0, max(left, 0)), rng.uniform(0, max(top, 0)),
+                      rng.uniform(min(left + width, image.width), image.width), rng.uniform(min(top + height, image.height), image.height))
+        region = tuple(int(v) for v in (max(region[0], 0), max(region[1], 0), min(region[2], image.width), min(region[3], image.height)))
+        if region[2] - region[0] < 4 or region[3] - region[1] < 4:
+            region = (0, 0, image.width, image.height)
+        return image.crop(region), [(left - region[0], top - region[1], width, height)]
+
+    def synthetic(self, rng):
+        image, _, boxes = self.bank.compose(rng)
+        return image, [union_box(boxes)]
+
+    def drawing(self, rng):
+        """A canvas drawing; half of them small on a larger sheet, as a visitor may draw in a corner."""
+        sheet, _, boxes = self.handwriting.compose(rng)
+        if rng.random() < 0.5:
+            return sheet, [union_box(boxes)]
+        colour = int(np.asarray(sheet)[0, 0])
+        size = (int(sheet.width * rng.uniform(1.2, 3)), int(sheet.height * rng.uniform(1.2, 3)))
+        big = Image.new("L", size, colour)
+        x, y = int(rng.integers(0, size[0] - sheet.width + 1)), int(rng.integers(0, size[1] - sheet.height + 1))
+        big.paste(sheet, (x, y))
+        return big, [(bx + x, by + y, bw, bh) for bx, by, bw, bh in (union_box(boxes),)]
+
+    def scene(self, rng):
+        content, boxes = self.photo(rng) if rng.random() < 0.75 else self.synthetic(rng)
+        return scene_of(content, boxes, rng, self.walls, factor=rng.uniform(1.3, 4.0),
+                        patches=int(rng.integers(0, 4)), feather=rng.random() < 0.5)
+
+    def negative(self, rng):
+        kind = rng.random()
+        if kind < 0.45:
+            wall = self.walls[int(rng.integers(len(self.walls)))]
+            return wall, []
+        size = (int(rng.integers(32, 600)), int(rng.integers(32, 500)))
+        if kind < 0.6:  # a blank or nearly blank canvas
+            return Image.new("L", size, int(rng.integers(200, 256))), []
+        canvas = background(rng, size, self.walls)
+        paste_patches(canvas, rng, self.walls, int(rng.integers(0, 4)), (size[0] // 3, size[1] // 3))
+        return canvas, []

@@ -1,0 +1,168 @@
+"""Train the localiser (model/locator_net.py) that finds house numbers in whole pictures.
+
+    python -m model.train_locator --data ../shared/data/svhn --mnist ../shared/data/mnist --out runs/locator
+
+It holds out the same validation photos as `model.train` (same fraction and seed), so neither
+network ever sees them. After every epoch it looks for the number in those photos as they are
+and in scenes built around them, and in pictures without digits; the best epoch is the one
+that finds the most numbers at the score threshold that 97.5% of the digit-free pictures stay
+under. That threshold becomes the "found" threshold of the model card.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np
+from PIL import Image
+
+from model.augment import damage
+from model.cli import parse_config
+from model.data import MAX_DIGITS, load_samples, split
+from model.handwriting import Handwriting, load_mnist
+from model.heatmap import CHANNELS, GRID, LOCATOR_SIZE, decode, encode, iou, letterbox, locator_input
+from model.locator_net import WIDTHS, build_locator, locator_loss
+from model.preprocess import normalise, union_box
+from model.scenes import Pictures, negatives_of, scene_of
+from model.synth import walls_of
+
+FALSE_ALARMS = 0.025  # share of digit-free validation pictures allowed to score above the "found" threshold
+HIT_IOU = 0.5  # a found box is right when it overlaps the true number box this much
+
+
+class PictureBatches(keras.utils.PyDataset):
+    """Endless fresh pictures: batch i of epoch e is drawn from a generator seeded by (seed, e, i)."""
+
+    def __init__(self, pictures: Pictures, batch: int, steps: int, seed: int):
+        super().__init__()
+        self.pictures, self.batch, self.steps, self.seed, self.epoch = pictures, batch, steps, seed, 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        x = np.empty((self.batch, LOCATOR_SIZE, LOCATOR_SIZE, 1), np.float32)
+        y = np.empty((self.batch, GRID, GRID, CHANNELS), np.float32)
+        for i in range(self.batch):
+            picture, boxes = self.pictures.draw(rng)
+            square, scale = letterbox(picture)
+            x[i] = normalise(damage(square, rng))
+            y[i] = encode([tuple(v * scale for v in box) for box in boxes])
+        return x, y
+
+
+def found_threshold(negative_scores: np.ndarray) -> float:
+    return float(np.quantile(negative_scores, 1 - FALSE_ALARMS)) if len(negative_scores) else 0.5
+
+
+class LocatorCheck(keras.callbacks.Callback):
+    """Logs val_found: the share of validation numbers found (top box right, score above threshold)."""
+
+    def __init__(self, positives: list[tuple[Image.Image, tuple]], negatives: list[Image.Image]):
+        super().__init__()
+        inputs = [locator_input(p) for p, _ in positives] + [locator_input(n) for n in negatives]
+        self.x = np.stack([x for x, _ in inputs])
+        self.scales = [s for _, s in inputs]
+        self.truths, self.n_pos = [box for _, box in positives], len(positives)
+        self.best, self.best_threshold = -1.0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        out = self.model.predict(self.x, batch_size=64, verbose=0)
+        tops = [decode(o, s, min_score=0.0, limit=1) for o, s in zip(out, self.scales)]
+        scores = np.array([t[0][0] if t else 0.0 for t in tops])
+        threshold = found_threshold(scores[self.n_pos:])
+        hits = [bool(t) and iou(t[0][1], truth) >= HIT_IOU for t, truth in zip(tops, self.truths)]
+        logs["val_hit"] = float(np.mean(hits))
+        logs["val_found"] = float(np.mean([h and s >= threshold for h, s in zip(hits, scores)]))
+        logs["val_threshold"] = threshold
+        if logs["val_found"] > self.best:
+            self.best, self.best_threshold = logs["val_found"], threshold
+        print(f" - val_hit {logs['val_hit']:.4f} val_found {logs['val_found']:.4f} threshold {threshold:.3f}")
+
+
+@dataclass
+class Config:
+    data: str  # labelled SVHN folder, or a root with train/
+    out: str = "runs/locator"
+    mnist: str | None = None  # MNIST folder: canvas drawings (train split only)
+    epochs: int = 30
+    steps: int = 200
+    batch: int = 32
+    lr: float = 2e-3
+    val_fraction: float = 0.1  # the same held-out photos as model.train with the same seed
+    widths: tuple[int, ...] = WIDTHS
+    seed: int = 1234
+
+
+def validation_pictures(val_samples, images, seed: int):
+    """The held-out photos as they are, the same photos in 3x scenes, and as many digit-free pictures."""
+    rng = np.random.default_rng(seed)
+    walls = [wall for s in val_samples for wall in walls_of(s, images[s.path])]
+    positives = [(images[s.path], union_box(list(s.boxes))) for s in val_samples]
+    for s in val_samples:
+        scene, boxes = scene_of(images[s.path], [union_box(list(s.boxes))], rng, walls)
+        positives.append((scene, boxes[0]))
+    return positives, negatives_of(val_samples, images, rng, len(val_samples))
+
+
+def train(config: Config, verbose: int = 1) -> dict:
+    keras.utils.set_random_seed(config.seed)
+    root = Path(config.data)
+    folder = root / "train" if (root / "train").is_dir() else root
+    readable = [s for s in load_samples(folder) if len(s.digits) <= MAX_DIGITS]
+    train_samples, val_samples = split(readable, config.val_fraction, config.seed)
+    images = {s.path: Image.open(s.path).convert("L") for s in train_samples + val_samples}
+    writer = None
+    if config.mnist:
+        digits, labels = load_mnist(config.mnist, "train")
+        writer = Handwriting(digits, labels)
+    pictures = Pictures(train_samples, images, writer)
+    batches = PictureBatches(pictures, config.batch, config.steps, config.seed)
+
+    model = build_locator(tuple(config.widths))
+    total = config.epochs * config.steps
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, total, warmup_target=config.lr, warmup_steps=config.steps)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4), loss=locator_loss)
+    out_dir = Path(config.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = dict(asdict(config), data=str(folder), train_images=len(train_samples), val_images=len(val_samples),
+                  params=model.count_params())
+    print(json.dumps(record))
+    (out_dir / "train.json").write_text(json.dumps(record, indent=2))
+    callbacks = [keras.callbacks.CSVLogger(str(out_dir / "log.csv"))]
+    check = None
+    if val_samples:
+        check = LocatorCheck(*validation_pictures(val_samples, images, config.seed))
+        callbacks = [check, *callbacks, keras.callbacks.ModelCheckpoint(
+            str(out_dir / "best.keras"), monitor="val_found", mode="max", save_best_only=True)]
+    started = time.time()
+    history = model.fit(batches, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    model.save(out_dir / "last.keras")
+    if check is None:
+        model.save(out_dir / "best.keras")
+    found = history.history.get("val_found", [])
+    record.update(train_seconds=round(time.time() - started), samples_seen=total * config.batch,
+                  best_val_found=max(found) if found else None,
+                  best_epoch=int(np.argmax(found)) + 1 if found else None,
+                  found_threshold=check.best_threshold if check else None)
+    (out_dir / "train.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def main() -> None:
+    config, quiet = parse_config(Config, __doc__)
+    print(json.dumps(train(config, verbose=2 if quiet else 1), indent=2))
+
+
+if __name__ == "__main__":
+    main()
