@@ -26,9 +26,9 @@ run: $(VENV)/.serve
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
 
-# The bundled model, end to end (see README, "Training"): a first model on the labelled photos,
-# its confident readings of the unlabelled photos, then a second model that also learns from
-# those and from MNIST handwriting; exported with int8 weights, scored and reported.
+# The bundled models, end to end (see README, "Training"): a first reader on the labelled photos,
+# its confident readings of the unlabelled photos, then a second reader that also learns from
+# those and from MNIST handwriting; then the localiser; exported with int8 weights, scored and reported.
 SVHN ?= data/svhn
 UNLABELLED ?= data/svhn_unlabeled
 MNIST ?= data/mnist
@@ -39,6 +39,8 @@ model: $(VENV)/.dev
 	$(BIN)/python -m model.train --data $(SVHN) --out runs/stage2 --mnist $(MNIST) --pseudo runs/pseudo-base.json \
 		--synth-fraction 0.4 --pseudo-fraction 0.25 --handwriting-fraction 0.1 --quiet
 	$(BIN)/python -m model.export --run runs/stage2 --quantize dynamic --test-data $(SVHN)/test
+	$(BIN)/python -m model.train_locator --data $(SVHN) --mnist $(MNIST) --out runs/locator --quiet
+	$(BIN)/python -m model.export --run runs/locator --out model/locator.tflite --quantize dynamic --test-data $(SVHN)/test
 	$(BIN)/python -m model.evaluate --data $(SVHN)/test --mnist $(MNIST) --report model/report/test.json
 	$(BIN)/python -m model.report --eval model/report/test.json --runs runs/base runs/stage2
 

@@ -1,4 +1,4 @@
-"""Flask application factory: loads the frozen model once and registers the page and the API."""
+"""Flask application factory: loads the frozen models once and registers the page and the API."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,8 @@ from flask import Flask, jsonify
 from flask_talisman import Talisman
 from werkzeug.exceptions import HTTPException
 
-from model.runtime import DEFAULT_MODEL, Reader
+from model.pipeline import Pipeline
+from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +26,7 @@ CONTENT_SECURITY_POLICY = {
 
 DEFAULTS = {
     "MODEL_PATH": str(DEFAULT_MODEL),
+    "LOCATOR_PATH": str(DEFAULT_LOCATOR),
     "MAX_CONTENT_LENGTH": 10_000_000,  # bytes per request (env MAX_UPLOAD_BYTES)
     "MAX_IMAGE_PIXELS": 40_000_000,  # width x height of one image (env MAX_IMAGE_PIXELS)
 }
@@ -36,12 +38,13 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(
         {key: cast(os.environ[env]) for key, env, cast in (
             ("MODEL_PATH", "MODEL_PATH", str),
+            ("LOCATOR_PATH", "LOCATOR_PATH", str),
             ("MAX_CONTENT_LENGTH", "MAX_UPLOAD_BYTES", int),
             ("MAX_IMAGE_PIXELS", "MAX_IMAGE_PIXELS", int),
         ) if env in os.environ}
     )
     app.config.update(config or {})
-    app.extensions["reader"] = Reader(app.config["MODEL_PATH"])
+    app.extensions["pipeline"] = Pipeline(app.config["MODEL_PATH"], app.config["LOCATOR_PATH"])
     # HTTPS is the platform's job (Heroku's router terminates TLS), so no redirect here.
     Talisman(app, force_https=False, content_security_policy=CONTENT_SECURITY_POLICY,
              referrer_policy="no-referrer", frame_options="DENY", session_cookie_secure=False)

@@ -11,7 +11,7 @@ import re
 
 from flask import Blueprint, current_app, jsonify, request
 
-from app.images import ImageError, decode_image
+from app.images import ImageError, decode_image, original_size
 
 bp = Blueprint("api", __name__)
 
@@ -50,24 +50,39 @@ def image_bytes() -> bytes:
 @bp.post("/predict")
 def predict():
     image = decode_image(image_bytes(), current_app.config["MAX_IMAGE_PIXELS"])
-    reading = current_app.extensions["reader"].read(image)
+    answer = current_app.extensions["pipeline"].read(image)
+    width, height = original_size(image)
+    # Big photos are decoded at a reduced scale; boxes go back in the uploaded image's pixels.
+    to_original = width / image.width, height / image.height
+
+    def box(candidate) -> list[int]:
+        left, top, w, h = candidate.box
+        x0, y0 = max(0.0, left) * to_original[0], max(0.0, top) * to_original[1]
+        x1, y1 = min(width, (left + w) * to_original[0]), min(height, (top + h) * to_original[1])
+        return [round(x0), round(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0))]
+
+    best = answer.best
     return jsonify(
-        number=reading.number,
-        confidence=round(reading.confidence, 4),
-        confident=reading.confident,
+        found=answer.found,
+        number=answer.number,
+        confidence=round(best.reading.confidence, 4) if answer.found else 0.0,
+        confident=answer.found and best.reading.confident,
+        box=box(best) if answer.found else None,
+        candidates=[{"number": c.reading.number, "confidence": round(c.reading.confidence, 4),
+                     "score": round(c.score, 4), "box": box(c)} for c in answer.candidates],
         probabilities={
-            "length": [round(p, 4) for p in reading.length_probs],
-            "digits": [[round(p, 4) for p in position] for position in reading.digit_probs],
-        },
-        model_ms=round(reading.model_ms, 3),
-        model=current_app.extensions["reader"].name,
-        image={"width": image.width, "height": image.height},
+            "length": [round(p, 4) for p in best.reading.length_probs],
+            "digits": [[round(p, 4) for p in position] for position in best.reading.digit_probs],
+        } if best else None,
+        model_ms=round(answer.model_ms, 3),
+        model=current_app.extensions["pipeline"].name,
+        image={"width": width, "height": height},
     )
 
 
 @bp.get("/healthz")
 def healthz():
-    return jsonify(status="ok", model=current_app.extensions["reader"].name)
+    return jsonify(status="ok", model=current_app.extensions["pipeline"].name)
 
 
 @bp.errorhandler(ImageError)

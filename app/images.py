@@ -43,10 +43,20 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         image.draft("RGB", (DECODE_SIDE, DECODE_SIDE))
         image.load()
+        drafted = image.size
         image = ImageOps.exif_transpose(image)
-        return to_rgb(image)
+        if image.size != drafted:  # turned a quarter: the original's sides swap too
+            width, height = height, width
+        image = to_rgb(image)
+        image.info["original_size"] = (width, height)
+        return image
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         raise ImageError(400, "The image file is damaged or truncated.") from None
+
+
+def original_size(image: Image.Image) -> tuple[int, int]:
+    """The upright size of the uploaded image, before the reduced-scale decoding of big photos."""
+    return image.info.get("original_size", image.size)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

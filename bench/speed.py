@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.speed [--images tests/fixtures/svhn_test] [--repeat 5]
 
 Measures, in one fresh process: resident memory after importing the app and loading the model,
-the model time per image (LiteRT invoke only), and the end-to-end /predict time through Flask's
+the model time per image (LiteRT invokes of the localiser and of the reader on each candidate), and the end-to-end /predict time through Flask's
 test client (decode + preprocess + model + JSON), as p50/p95 over every image x repeat.
 """
 from __future__ import annotations
@@ -49,7 +49,8 @@ def main() -> None:
         model_ms.append(body["model_ms"])
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"model: {app.extensions['reader'].name} ({Path(app.config['MODEL_PATH']).stat().st_size / 1e6:.1f} MB)")
+    sizes = " + ".join(f"{Path(app.config[key]).stat().st_size / 1e6:.1f} MB" for key in ("LOCATOR_PATH", "MODEL_PATH"))
+    print(f"models: {app.extensions['pipeline'].name} ({sizes})")
     print(f"tensorflow imported: {'tensorflow' in sys.modules}")
     print(f"memory: {base:.0f} MB interpreter, {loaded:.0f} MB with app and model, {rss_mb():.0f} MB after {len(total_ms)} requests")
     print(f"model time:      p50 {percentile(model_ms, 50):.2f} ms  p95 {percentile(model_ms, 95):.2f} ms")

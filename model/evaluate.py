@@ -1,24 +1,39 @@
-"""Score a frozen model on a labelled SVHN folder through the product's own pipeline.
+"""Score the frozen models on a labelled SVHN folder through the product's own pipeline.
 
-    python -m model.evaluate --data ../shared/data/svhn/test --report model/report/test.json
+    python -m model.evaluate --data ../shared/data/svhn/test --mnist ../shared/data/mnist --report model/report/test.json
 
-Two protocols: `crop` cuts each photo to the digits' union box grown by 30% on every side
-(Goodfellow et al.), then hands the crop to the runtime as a visitor's upload would be;
-`whole` hands over the photo as it is. Prints whole-number accuracy, per-digit accuracy and
-accuracy by number length; writes everything, with each image's reading, as JSON.
+Each picture is decoded by the web app's decoder and answered as POST /predict answers it
+(localiser, then reader: model/pipeline.py). Protocols:
+  crop     the digits' union box grown by 30% on every side, kept inside the photo (Goodfellow et al.)
+  whole    the photo as it is
+  scene    the photo pasted at a random spot of a background 3 times its width and height
+           (textures, or stretches of other photos of the folder away from their digits)
+  none     pictures without digits (regions of the photos away from any digit box, plain
+           textures): the figure is the share for which a number is reported, lower is better
+  reader   the crop protocol read by the reader alone, without the localiser
+With --mnist, also numbers of 1-4 MNIST *test* digits drawn dark on a light sheet, as the
+canvas sends them. Prints every figure; --report writes them with each picture's reading.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from collections import defaultdict
 from pathlib import Path
 
-from model.data import Sample, load_samples, split
-from model.preprocess import protocol_crop
-from model.runtime import DEFAULT_MODEL, Reader
+import numpy as np
+from PIL import Image
 
-PROTOCOLS = ("crop", "whole")
+from model.data import Sample, load_samples, split
+from model.pipeline import Pipeline
+from model.preprocess import protocol_crop, union_box
+from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL
+from model.scenes import negatives_of, scene_of
+from model.synth import walls_of
+
+PROTOCOLS = ("crop", "whole", "scene", "none", "reader")
+SEED = 2014  # scenes and digit-free pictures are drawn the same way every run
 
 
 def score(readings: list[str], truths: list[str]) -> dict:
@@ -38,33 +53,65 @@ def score(readings: list[str], truths: list[str]) -> dict:
     }
 
 
-def evaluate(reader: Reader, samples: list[Sample], protocol: str) -> dict:
-    from app.images import decode_image  # the product's own decoder, so the figures are the product's
+def decoded(image: Image.Image) -> Image.Image:
+    """A picture through the product's own decoder (as an upload would be), so the figures are the product's."""
+    from app.images import decode_image
 
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return decode_image(buffer.getvalue(), max_pixels=10**9)
+
+
+def pictures(samples: list[Sample], protocol: str) -> list[tuple[str, Image.Image, str]]:
+    """(name, picture, true number) for each sample under a protocol; for `none` the number is ""."""
+    images = {s.path: Image.open(s.path).convert("RGB") for s in samples}
+    rng = np.random.default_rng(SEED)
+    if protocol == "none":
+        grey = {path: image.convert("L") for path, image in images.items()}
+        return [(f"none-{i}", p.convert("RGB"), "") for i, p in enumerate(negatives_of(samples, grey, rng, len(samples)))]
+    out = []
+    walls = [wall for s in samples for wall in walls_of(s, images[s.path], min_size=24)] if protocol == "scene" else []
+    for s in samples:
+        image = images[s.path]
+        if protocol in ("crop", "reader"):
+            image = protocol_crop(image, list(s.boxes))
+        elif protocol == "scene":
+            image = scene_of(image, [union_box(list(s.boxes))], rng, walls)[0]
+        out.append((s.path.name, image, s.number))
+    return out
+
+
+def evaluate(pipeline: Pipeline, samples: list[Sample], protocol: str) -> dict:
     readings = []
-    for sample in samples:
-        image = decode_image(sample.path.read_bytes(), max_pixels=10**9)
-        if protocol == "crop":
-            image = protocol_crop(image, list(sample.boxes))
-        reading = reader.read(image)
-        readings.append({"image": sample.path.name, "truth": sample.number, "read": reading.number,
-                         "confidence": round(reading.confidence, 4)})
-    return dict(score([r["read"] for r in readings], [s.number for s in samples]), protocol=protocol, readings=readings)
+    for name, picture, truth in pictures(samples, protocol):
+        image = decoded(picture)
+        if protocol == "reader":
+            reading = pipeline.reader.read(image)
+            read, confidence, box = reading.number, reading.confidence, None
+        else:
+            answer = pipeline.read(image)
+            read = answer.number
+            confidence = answer.best.reading.confidence if answer.found else 0.0
+            box = [round(v, 1) for v in answer.best.box] if answer.found else None
+        readings.append({"image": name, "truth": truth, "read": read, "confidence": round(confidence, 4), "box": box})
+    if protocol == "none":
+        reported = sum(r["read"] != "" for r in readings)
+        return {"protocol": protocol, "images": len(readings), "number_reported": reported / max(len(readings), 1),
+                "readings": readings}
+    return dict(score([r["read"] for r in readings], [r["truth"] for r in readings]), protocol=protocol, readings=readings)
 
 
-def evaluate_handwriting(reader: Reader, mnist: str, count: int = 1000, seed: int = 2014) -> dict:
+def evaluate_handwriting(pipeline: Pipeline, mnist: str, count: int = 1000, seed: int = SEED) -> dict:
     """Numbers of 1-4 MNIST *test* digits drawn as dark strokes on a light sheet, read whole as the canvas sends them."""
-    import numpy as np
-
     from model.handwriting import Handwriting, load_mnist
 
     writer, rng = Handwriting(*load_mnist(mnist, "test")), np.random.default_rng(seed)
     readings = []
     for i in range(count):
         canvas, digits, _ = writer.compose(rng)
-        reading = reader.read(canvas.convert("RGB"))
-        readings.append({"image": f"mnist-test-{i}", "truth": "".join(map(str, digits)), "read": reading.number,
-                         "confidence": round(reading.confidence, 4)})
+        answer = pipeline.read(decoded(canvas.convert("RGB")))
+        readings.append({"image": f"mnist-test-{i}", "truth": "".join(map(str, digits)), "read": answer.number,
+                         "confidence": round(answer.best.reading.confidence, 4) if answer.found else 0.0})
     return dict(score([r["read"] for r in readings], [r["truth"] for r in readings]),
                 protocol="handwriting", readings=readings)
 
@@ -76,6 +123,8 @@ def validation_samples(run: str) -> list[Sample]:
 
 
 def summary(result: dict) -> str:
+    if result["protocol"] == "none":
+        return f" none: a number reported for {result['number_reported']:.2%} of {result['images']} pictures without digits"
     lengths = ", ".join(f"{k} digits {v['number_accuracy']:.1%} of {v['images']}" for k, v in result["by_length"].items())
     return (f"{result['protocol']:>5}: numbers {result['number_accuracy']:.2%}  digits {result['digit_accuracy']:.2%}"
             f"  ({result['images']} images; by length: {lengths})")
@@ -86,24 +135,27 @@ def main() -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="labelled SVHN folder (labels.json or digitStruct.mat)")
     source.add_argument("--val-of", metavar="RUN", help="the validation photos held out by a training run (its train.json)")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="the reader (.tflite)")
+    parser.add_argument("--locator", default=str(DEFAULT_LOCATOR), help="the localiser (.tflite)")
     parser.add_argument("--protocol", choices=PROTOCOLS, nargs="+", default=list(PROTOCOLS))
     parser.add_argument("--limit", type=int, help="only the first N images")
     parser.add_argument("--mnist", help="MNIST folder: also read 1,000 numbers drawn from MNIST test digits")
     parser.add_argument("--report", help="write the JSON report here")
     args = parser.parse_args()
-    reader = Reader(args.model)
+    pipeline = Pipeline(args.model, args.locator)
     samples = (validation_samples(args.val_of) if args.val_of else load_samples(args.data))[: args.limit]
-    results = {p: evaluate(reader, samples, p) for p in args.protocol}
+    results = {p: evaluate(pipeline, samples, p) for p in args.protocol}
     if args.mnist:
-        results["handwriting"] = evaluate_handwriting(reader, args.mnist)
+        results["handwriting"] = evaluate_handwriting(pipeline, args.mnist)
     for result in results.values():
         print(summary(result))
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps({"model": reader.name, "data": args.data or f"validation of {args.val_of}",
-                                                 "confidence_threshold": reader.card.get("confidence_threshold"),
-                                                 **results}, indent=1))
+        Path(args.report).write_text(json.dumps({
+            "model": pipeline.reader.name, "locator": pipeline.locator.name,
+            "data": args.data or f"validation of {args.val_of}",
+            "confidence_threshold": pipeline.reader.threshold, "found_threshold": pipeline.locator.threshold,
+            **results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     python -m model.export --run runs/base --test-data ../shared/data/svhn/test
 
 Writes model/svhn.tflite and model/svhn.json (input size, training data and steps,
-validation and test accuracy, date). With --test-data the exported file itself is scored
+validation and test accuracy, date); a localiser's run (model.train_locator) goes to
+--out model/locator.tflite the same way. With --test-data the exported file itself is scored
 through the runtime, so the card's figures are those of the file that ships.
 """
 from __future__ import annotations
@@ -14,8 +15,17 @@ import json
 import os
 from pathlib import Path
 
+from model.heatmap import GRID, LOCATOR_SIZE
 from model.preprocess import INPUT_SIZE
 from model.runtime import DEFAULT_MODEL
+
+
+RESULTS = ("out", "best_val_number_acc", "best_val_found", "best_epoch", "confidence_threshold", "found_threshold")
+
+
+def is_locator(trained: dict) -> bool:
+    """A localiser's run (model.train_locator) records the width of its heads; a reader's run does not."""
+    return "head" in trained
 
 
 def export(checkpoint: Path, out: Path, quantize: str = "none") -> None:
@@ -31,21 +41,33 @@ def export(checkpoint: Path, out: Path, quantize: str = "none") -> None:
 
 def model_card(run: Path, out: Path, quantize: str, test: dict | None) -> dict:
     trained = json.loads((run / "train.json").read_text())
-    return {
-        "name": f"svhn-sequence-{datetime.date.today():%Y%m%d}-{run.name}",
+    card = {
+        "name": f"svhn-{'locator' if is_locator(trained) else 'sequence'}-{datetime.date.today():%Y%m%d}-{run.name}",
         "file": out.name,
         "bytes": out.stat().st_size,
         "date": datetime.date.today().isoformat(),
-        "input": {"shape": [INPUT_SIZE, INPUT_SIZE, 1], "preprocess": "model/preprocess.py:to_input (grey, per-image contrast)"},
-        "outputs": {"length": "P(0..5 digits)", "digits": "5 positions x P(0-9, 10 = no digit)"},
         "quantization": quantize,
-        "training": {k: v for k, v in trained.items()
-                     if k not in ("out", "best_val_number_acc", "best_epoch", "confidence_threshold")},
-        "validation": {"images": trained["val_images"], "protocol": "crop",
-                       "number_accuracy": trained["best_val_number_acc"], "best_epoch": trained["best_epoch"]},
-        "confidence_threshold": trained.get("confidence_threshold"),
-        "test": test,
+        "training": {k: v for k, v in trained.items() if k not in RESULTS},
     }
+    if is_locator(trained):
+        card.update(
+            input={"shape": [LOCATOR_SIZE, LOCATOR_SIZE, 1], "preprocess": "model/heatmap.py:locator_input (letterboxed grey)"},
+            outputs={"locations": f"{GRID}x{GRID} cells x (P(number centre), offset x, offset y, log width, log height)"},
+            validation={"pictures": f"{trained['val_images']} held-out photos as they are, the same in 3x scenes, "
+                                    f"{trained['val_images']} pictures without digits",
+                        "found": trained.get("best_val_found"), "best_epoch": trained.get("best_epoch")},
+            found_threshold=trained.get("found_threshold"),
+        )
+    else:
+        card.update(
+            input={"shape": [INPUT_SIZE, INPUT_SIZE, 1], "preprocess": "model/preprocess.py:to_input (grey, per-image contrast)"},
+            outputs={"length": "P(0..5 digits)", "digits": "5 positions x P(0-9, 10 = no digit)"},
+            validation={"images": trained["val_images"], "protocol": "crop",
+                        "number_accuracy": trained["best_val_number_acc"], "best_epoch": trained["best_epoch"]},
+            confidence_threshold=trained.get("confidence_threshold"),
+        )
+    card["test"] = test
+    return card
 
 
 def main() -> None:
@@ -62,11 +84,16 @@ def main() -> None:
     test = None
     if args.test_data:
         from model.data import load_samples
-        from model.evaluate import PROTOCOLS, evaluate, summary
-        from model.runtime import Reader
+        from model.evaluate import evaluate, summary
+        from model.pipeline import Pipeline
+        from model.runtime import DEFAULT_LOCATOR
 
-        reader, samples = Reader(out), load_samples(args.test_data)
-        results = {p: evaluate(reader, samples, p) for p in PROTOCOLS}
+        # The file just written, scored on its own part of the job: a reader on crops, a
+        # localiser in front of the bundled reader on whole photos, scenes and digit-free pictures.
+        locator = is_locator(json.loads((run / "train.json").read_text()))
+        pipeline = Pipeline(DEFAULT_MODEL, out) if locator else Pipeline(out, DEFAULT_LOCATOR)
+        samples = load_samples(args.test_data)
+        results = {p: evaluate(pipeline, samples, p) for p in (("whole", "scene", "none") if locator else ("reader",))}
         for result in results.values():
             print(summary(result))
         test = {"data": args.test_data, **{p: {k: v for k, v in r.items() if k != "readings"} for p, r in results.items()}}

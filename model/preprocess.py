@@ -69,5 +69,6 @@ def normalise(pixels: np.ndarray) -> np.ndarray:
 def protocol_crop(image: Image.Image, boxes: list[Box], margin: float = CROP_MARGIN) -> Image.Image:
     """Goodfellow's evaluation crop: the digits' union box grown by `margin` per side, kept inside the photo."""
     left, top, width, height = grow_box(union_box(boxes), margin)
-    region = (max(0, int(left)), max(0, int(top)), min(image.width, int(np.ceil(left + width))), min(image.height, int(np.ceil(top + height))))
-    return image.crop(region)
+    x0, y0 = min(max(0, int(left)), image.width - 1), min(max(0, int(top)), image.height - 1)
+    x1, y1 = min(image.width, int(np.ceil(left + width))), min(image.height, int(np.ceil(top + height)))
+    return image.crop((x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)))

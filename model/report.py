@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from model.data import load_samples
-from model.preprocess import protocol_crop
+from model.preprocess import protocol_crop, union_box
 
 
 def coverage_curve(readings: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -98,7 +98,31 @@ def failure_montage(readings: list[dict], data: Path, path: Path, count: int = 2
     sheet.save(path)
 
 
-def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[str, float]]) -> str:
+def boxes_montage(readings: list[dict], data: Path, path: Path, count: int = 12) -> None:
+    """The first `count` whole test photos with the answer's box and the true union box drawn on them."""
+    samples = {s.path.name: s for s in load_samples(data)}
+    tile, cols = 192, 4
+    sheet = Image.new("RGB", (cols * tile, -(-count // cols) * (tile + 16)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, r in enumerate(readings[:count]):
+        sample = samples[r["image"]]
+        with Image.open(sample.path) as image:
+            photo = image.convert("RGB")
+        scale = min(tile / photo.width, tile / photo.height)
+        photo = photo.resize((max(1, int(photo.width * scale)), max(1, int(photo.height * scale))))
+        marks = ImageDraw.Draw(photo)
+        left, top, width, height = union_box(list(sample.boxes))
+        marks.rectangle([left * scale, top * scale, (left + width) * scale, (top + height) * scale], outline=(150, 150, 150), width=2)
+        if r["box"]:
+            left, top, width, height = r["box"]
+            marks.rectangle([left * scale, top * scale, (left + width) * scale, (top + height) * scale], outline=(0, 200, 0), width=2)
+        x, y = (i % cols) * tile, (i // cols) * (tile + 16)
+        sheet.paste(photo, (x, y))
+        draw.text((x + 2, y + tile + 2), f"{r['truth']} read {r['read'] or '(none)'}", fill="black")
+    sheet.save(path)
+
+
+def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[str, float]], locator: dict | None) -> str:
     """The report beside the model: recipe, validation comparisons, test figures and plots."""
     t = card["training"]
     lines = [f"# Model report: {card['name']}", "",
@@ -128,22 +152,42 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
     if quantized:
         lines += ["", "## float32 against int8 (validation, crop protocol)", "", "| export | validation exact |", "| --- | --- |"]
         lines += [f"| {name} | {acc:.1%} |" for name, acc in quantized]
+    if locator:
+        lt = locator["training"]
+        lines += ["", "## The localiser", "",
+                  f"`{locator['file']}` ({locator['bytes'] / 1e6:.1f} MB, {lt['params']:,} parameters): `python -m model.train_locator` "
+                  f"on the same {lt['train_images']} training photos (the same {lt['val_images']} held out), "
+                  f"{lt['epochs']} epochs x {lt['steps']} batches of {lt['batch']} ({lt['samples_seen']:,} pictures: real photos "
+                  "cropped anywhere from tight to whole, recombined numbers, MNIST train drawings, scenes with the number "
+                  "pasted among digit-free patches, and pictures without digits), "
+                  f"{lt['train_seconds'] / 60:.0f} minutes on the CPU. On validation ({locator['validation']['pictures']}) "
+                  f"it finds {locator['validation']['found']:.1%} of the numbers (top box overlapping the true box by half "
+                  f"or more, score above the threshold); the threshold, {locator['found_threshold']:.3f}, is the score that "
+                  "97.5% of the validation pictures without digits stay under."]
     lines += ["", f"## SVHN test 1-500 ({report['data']}; never trained or tuned on)", "",
               "| protocol | images | exact number | per digit | by length |", "| --- | --- | --- | --- | --- |"]
-    for protocol in ("crop", "whole", "handwriting"):
+    for protocol in ("crop", "whole", "scene", "reader", "handwriting"):
         if protocol in report:
             r = report[protocol]
             by = ", ".join(f"{k}: {v['number_accuracy']:.1%} of {v['images']}" for k, v in r["by_length"].items())
             lines.append(f"| {protocol} | {r['images']} | {r['number_accuracy']:.1%} | {r['digit_accuracy']:.1%} | {by} |")
+    if "none" in report:
+        lines += ["", f"Pictures without digits ({report['none']['images']}: half regions of the test photos away from "
+                  "their digit boxes, half plain textures): a number is reported for "
+                  f"{report['none']['number_reported']:.1%} of them."]
     lines += ["", "crop: the digits' union box grown by 30% on every side (kept inside the photo), then the product "
-              "pipeline; whole: the photo as it is; handwriting: 1,000 numbers of 1-4 MNIST *test* digits drawn "
-              "dark on light, read whole as the canvas sends them."]
+              "pipeline (localiser, then reader); whole: the photo as it is; scene: the photo pasted at a random "
+              "spot of a background three times its width and height (textures, or regions of other test photos "
+              "away from their digits); reader: the crop read by the reader alone; handwriting: 1,000 numbers of "
+              "1-4 MNIST *test* digits drawn dark on light, read whole as the canvas sends them.", "",
+              "Boxes found on whole test photos (green: the answer's box; grey: the true digits' union box):", "",
+              "![boxes found](boxes.png)"]
     threshold = report.get("confidence_threshold")
     if threshold is not None:
         lines += ["", "## Confidence", "",
                   f"`confident` is `confidence >= {threshold:.3f}`, the threshold at which validation numbers are read "
                   "98% right. On test 1-500:", ""]
-        for protocol in ("crop", "whole"):
+        for protocol in (p for p in ("crop", "whole", "scene") if p in report):
             cov, acc = coverage_at(report[protocol]["readings"], threshold)
             lines.append(f"* {protocol}: confident on {cov:.1%} of the images, {acc:.1%} of those right")
     lines += ["", "![accuracy against coverage](coverage.png) ![digit confusions](confusion.png)", "",
@@ -156,21 +200,25 @@ def main() -> None:
     parser.add_argument("--eval", required=True, help="JSON written by model.evaluate --report")
     parser.add_argument("--out", default="model/report")
     parser.add_argument("--card", default="model/svhn.json")
+    parser.add_argument("--locator-card", default="model/locator.json")
     parser.add_argument("--runs", nargs="*", default=[], help="training runs to compare on validation (their train.json)")
     parser.add_argument("--quantized", nargs="*", default=[], metavar="NAME=ACC",
                         help="validation accuracy of float32 and int8 exports, e.g. float32=0.83 int8=0.83")
     args = parser.parse_args()
     report = json.loads(Path(args.eval).read_text())
-    results = {p: report[p] for p in ("crop", "whole") if p in report}
+    results = {p: report[p] for p in ("crop", "whole", "scene") if p in report}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot_coverage(results, out / "coverage.png")
     plot_confusion(confusion(results["crop"]["readings"]), out / "confusion.png")
     failure_montage(results["crop"]["readings"], Path(report["data"]), out / "failures.png")
+    if "whole" in report:
+        boxes_montage(report["whole"]["readings"], Path(report["data"]), out / "boxes.png")
     runs = [dict(json.loads((Path(r) / "train.json").read_text()), out=r) for r in args.runs]
     quantized = [(item.split("=")[0], float(item.split("=")[1])) for item in args.quantized]
     card = json.loads(Path(args.card).read_text())
-    (out / "README.md").write_text(markdown(report, card, runs, quantized))
+    locator = json.loads(Path(args.locator_card).read_text()) if Path(args.locator_card).exists() else None
+    (out / "README.md").write_text(markdown(report, card, runs, quantized, locator))
     threshold = report.get("confidence_threshold")
     for protocol, result in results.items():
         line = f"{protocol}: {result['number_accuracy']:.2%} exact"

@@ -1,6 +1,6 @@
-"""Runs the frozen .tflite model with the LiteRT runtime: image in, number out.
+"""Runs the frozen .tflite models with the LiteRT runtime: the localiser and the reader.
 
-This is the only place the model runs, for the web app and for evaluation alike. It imports
+This is the only place the networks run, for the web app and for evaluation alike. It imports
 ai-edge-litert, numpy and Pillow, never TensorFlow: a worker stays around 50 MB.
 """
 from __future__ import annotations
@@ -16,9 +16,40 @@ from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
 from model.decode import decode
-from model.preprocess import INPUT_SIZE, to_input
+from model.heatmap import decode as decode_heat
+from model.heatmap import locator_input
+from model.preprocess import Box, to_input
 
 DEFAULT_MODEL = Path(__file__).with_name("svhn.tflite")
+DEFAULT_LOCATOR = Path(__file__).with_name("locator.tflite")
+
+
+class LiteModel:
+    """One interpreter per process, loaded once with its card (the .json beside it).
+
+    A lock, because an interpreter runs one call at a time; a warm-up call at load, so the
+    first visitor pays nothing extra.
+    """
+
+    def __init__(self, model_path: str | Path, num_threads: int = 1):
+        self.path = Path(model_path)
+        card = self.path.with_suffix(".json")
+        self.card = json.loads(card.read_text()) if card.exists() else {}
+        self.name = self.card.get("name", self.path.stem)
+        interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+        self._run = interpreter.get_signature_runner()
+        self._input = next(iter(self._run.get_input_details()))
+        self._lock = threading.Lock()
+        self.input_shape = tuple(self._run.get_input_details()[self._input]["shape"][1:])
+        self.run(np.zeros((1, *self.input_shape), np.float32))
+
+    def run(self, batch: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
+        """Preprocessed inputs (N, *input_shape) -> the signature's outputs by name, and the model's ms."""
+        with self._lock:
+            started = time.perf_counter()
+            out = self._run(**{self._input: np.ascontiguousarray(batch, dtype=np.float32)})
+            elapsed = (time.perf_counter() - started) * 1000
+        return out, elapsed
 
 
 @dataclass(frozen=True)
@@ -31,31 +62,36 @@ class Reading:
     model_ms: float
 
 
-class Reader:
-    """One interpreter per process, loaded once; a lock because an interpreter runs one call at a time."""
+class Reader(LiteModel):
+    """The sequence network: a picture cropped around a number -> the number."""
 
     def __init__(self, model_path: str | Path = DEFAULT_MODEL, num_threads: int = 1):
-        self.path = Path(model_path)
-        self.card = json.loads(self.path.with_suffix(".json").read_text()) if self.path.with_suffix(".json").exists() else {}
-        self.name = self.card.get("name", self.path.stem)
+        super().__init__(model_path, num_threads)
         # Without a threshold calibrated on validation, no reading is called confident.
         self.threshold = float(self.card.get("confidence_threshold") or 1.0)
-        interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-        self._run = interpreter.get_signature_runner()
-        self._input = next(iter(self._run.get_input_details()))
-        self._lock = threading.Lock()
-        self.run(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 1), np.float32))  # warm up: the first visitor pays nothing extra
-
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """Preprocessed inputs (N, 64, 64, 1) -> length (N, 6) and digit (N, 5, 11) probabilities, model ms."""
-        with self._lock:
-            started = time.perf_counter()
-            out = self._run(**{self._input: np.ascontiguousarray(batch, dtype=np.float32)})
-            elapsed = (time.perf_counter() - started) * 1000
-        return out["length"], out["digits"], elapsed
 
     def read(self, image: Image.Image) -> Reading:
         """A decoded image, cropped to the number as well as the caller can -> the number read."""
-        length, digits, elapsed = self.run(to_input(image)[None])
-        number, confidence = decode(length[0], digits[0])
-        return Reading(number, confidence, confidence >= self.threshold, length[0].tolist(), digits[0].tolist(), elapsed)
+        out, elapsed = self.run(to_input(image)[None])
+        length, digits = out["length"][0], out["digits"][0]
+        number, confidence = decode(length, digits)
+        return Reading(number, confidence, confidence >= self.threshold, length.tolist(), digits.tolist(), elapsed)
+
+
+class Locator(LiteModel):
+    """The localiser: a whole picture -> boxes where a house number may be, with scores."""
+
+    def __init__(self, model_path: str | Path = DEFAULT_LOCATOR, num_threads: int = 1):
+        super().__init__(model_path, num_threads)
+        # The score above which a box counts as a number: chosen on validation pictures without digits.
+        self.threshold = float(self.card.get("found_threshold") or 0.5)
+
+    def find(self, image: Image.Image, limit: int = 3) -> tuple[list[tuple[float, Box]], float]:
+        """-> [(score, box in the image's pixels)], best first, and the model's ms."""
+        x, scale = locator_input(image)
+        out, elapsed = self.run(x[None])
+        found = decode_heat(next(iter(out.values()))[0], scale, limit=limit)
+        # The letterbox pads the picture to a square; a centre in the padding is not in the picture.
+        inside = [(score, box) for score, box in found
+                  if 0 <= box[0] + box[2] / 2 < image.width and 0 <= box[1] + box[3] / 2 < image.height]
+        return inside, elapsed

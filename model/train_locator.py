@@ -27,7 +27,7 @@ from model.cli import parse_config
 from model.data import MAX_DIGITS, load_samples, split
 from model.handwriting import Handwriting, load_mnist
 from model.heatmap import CHANNELS, GRID, LOCATOR_SIZE, decode, encode, iou, letterbox, locator_input
-from model.locator_net import WIDTHS, build_locator, locator_loss
+from model.locator_net import HEAD, WIDTHS, build_locator, locator_loss
 from model.preprocess import normalise, union_box
 from model.scenes import Pictures, negatives_of, scene_of
 from model.synth import walls_of
@@ -101,6 +101,7 @@ class Config:
     lr: float = 2e-3
     val_fraction: float = 0.1  # the same held-out photos as model.train with the same seed
     widths: tuple[int, ...] = WIDTHS
+    head: int = HEAD  # channels of the upward path and the heads
     seed: int = 1234
 
 
@@ -129,7 +130,7 @@ def train(config: Config, verbose: int = 1) -> dict:
     pictures = Pictures(train_samples, images, writer)
     batches = PictureBatches(pictures, config.batch, config.steps, config.seed)
 
-    model = build_locator(tuple(config.widths))
+    model = build_locator(tuple(config.widths), config.head)
     total = config.epochs * config.steps
     schedule = keras.optimizers.schedules.CosineDecay(0.0, total, warmup_target=config.lr, warmup_steps=config.steps)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4), loss=locator_loss)

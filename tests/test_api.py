@@ -5,7 +5,8 @@ import io
 import pytest
 from PIL import Image
 
-from model.preprocess import protocol_crop
+from model.heatmap import iou
+from model.preprocess import protocol_crop, union_box
 from tests.conftest import encode
 
 # The bundled model reads 90% of test 1-50 under the crop protocol and 30% of the whole photos
@@ -23,8 +24,8 @@ def test_multipart_upload(client, app, test_samples):
     response = client.post("/predict", data={"image": (io.BytesIO(png_of(sample)), "1.png")})
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) >= {"number", "confidence", "confident", "probabilities", "model_ms", "model"}
-    assert body["confident"] == (body["confidence"] >= app.extensions["reader"].threshold)
+    assert set(body) >= {"found", "number", "confidence", "confident", "box", "candidates", "probabilities", "model_ms", "model"}
+    assert body["confident"] == (body["found"] and body["confidence"] >= app.extensions["pipeline"].reader.threshold)
     assert 0 <= body["confidence"] <= 1 and body["model_ms"] > 0
     assert len(body["probabilities"]["length"]) == 6 and len(body["probabilities"]["digits"]) == 5
     assert all(len(p) == 11 for p in body["probabilities"]["digits"])
@@ -55,7 +56,7 @@ def test_reads_real_photos(client, test_samples, protocol, floor):
 
 def test_healthz_names_the_model(client, app):
     body = client.get("/healthz").get_json()
-    assert body == {"status": "ok", "model": app.extensions["reader"].name}
+    assert body == {"status": "ok", "model": app.extensions["pipeline"].name}
 
 
 def test_page_and_its_files(client):
@@ -126,3 +127,40 @@ def test_security_headers_on_pages_and_errors(client):
 def test_tiny_thin_and_blank_images_get_an_answer(client, size):
     response = client.post("/predict", data=encode(Image.new("RGB", size, "white")), content_type="image/png")
     assert response.status_code == 200 and set(response.get_json()["number"]) <= set("0123456789")
+
+
+def scene_with(sample, size=(3000, 2000), at=(1700, 900), zoom=3.0):
+    """A big grey 'house front' with a test photo pasted at a known spot -> (scene, true number box)."""
+    with Image.open(sample.path) as photo:
+        photo = photo.convert("RGB")
+    photo = photo.resize((int(photo.width * zoom), int(photo.height * zoom)))
+    scene = Image.new("RGB", size, (128, 120, 110))
+    scene.paste(photo, at)
+    left, top, width, height = union_box(list(sample.boxes))
+    return scene, (at[0] + left * zoom, at[1] + top * zoom, width * zoom, height * zoom)
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_finds_the_number_in_a_big_phone_photo_and_boxes_it_upright(client, test_samples, orientation):
+    sample = test_samples[1]  # test photo 2: "210"
+    scene, truth = scene_with(sample)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    # Orientation 6 means "turn a quarter clockwise to show": store the picture turned the other way.
+    stored = scene.transpose(Image.Transpose.ROTATE_90) if orientation == 6 else scene
+    body = client.post("/predict", data=encode(stored, "JPEG", quality=90, exif=exif), content_type="image/jpeg").get_json()
+    assert body["image"] == {"width": 3000, "height": 2000}
+    assert body["found"] and body["number"] == sample.number
+    assert iou(tuple(body["box"]), truth) >= 0.5, (body["box"], truth)
+    assert body["candidates"][0]["box"] == body["box"] or body["box"] in [c["box"] for c in body["candidates"]]
+
+
+@pytest.mark.parametrize("picture", [
+    Image.new("RGB", (400, 300), "white"),  # a blank canvas
+    Image.new("RGB", (640, 480), (90, 140, 200)),  # a clear sky
+    Image.radial_gradient("L").convert("RGB").resize((500, 500)),  # a lit wall
+])
+def test_no_number_is_found_where_there_is_none(client, picture):
+    body = client.post("/predict", data=encode(picture), content_type="image/png").get_json()
+    assert body["found"] is False and body["number"] == "" and body["box"] is None
+    assert body["confident"] is False

@@ -1,4 +1,4 @@
-"""A tiny end-to-end training run on fixture photos: train, export to .tflite, read with the runtime."""
+"""Tiny end-to-end training runs on fixture photos: train, export to .tflite, run with the runtime."""
 import json
 
 import numpy as np
@@ -6,8 +6,9 @@ import pytest
 from PIL import Image
 
 from model.export import export, model_card
-from model.runtime import Reader
+from model.runtime import Locator, Reader
 from model.train import Config, train
+from model import train_locator
 from tests.conftest import FIXTURES
 
 
@@ -43,3 +44,28 @@ def test_optional_shares_cannot_exceed_the_whole(tmp_path):
                     pseudo=str(pseudo), pseudo_fraction=0.3)
     with pytest.raises(ValueError, match="more than 1"):
         train(config, verbose=0)
+
+
+def test_train_export_and_run_the_localiser(tmp_path):
+    run = tmp_path / "locator"
+    config = train_locator.Config(data=str(FIXTURES / "svhn_train"), out=str(run), epochs=2, steps=2, batch=4,
+                                  widths=(4, 4, 8, 8, 8), head=8, val_fraction=0.1, seed=7)
+    result = train_locator.train(config, verbose=0)
+    assert result["train_images"] == 36 and result["val_images"] == 4
+    assert 0.0 <= result["best_val_found"] <= 1.0 and result["found_threshold"] is not None
+    assert {p.name for p in run.iterdir()} >= {"best.keras", "last.keras", "log.csv", "train.json"}
+
+    out = tmp_path / "locator.tflite"
+    export(run / "best.keras", out)
+    card = model_card(run, out, "none", None)
+    assert card["name"].startswith("svhn-locator") and card["found_threshold"] == result["found_threshold"]
+    out.with_suffix(".json").write_text(json.dumps(card))
+
+    locator = Locator(out)
+    assert locator.threshold == result["found_threshold"]
+    with Image.open(FIXTURES / "svhn_test" / "1.png") as image:
+        found, model_ms = locator.find(image.convert("RGB"), limit=3)
+    assert len(found) <= 3 and model_ms > 0
+    for score, (left, top, width, height) in found:
+        assert 0 <= score <= 1 and width > 0 and height > 0
+        assert 0 <= left + width / 2 < image.width and 0 <= top + height / 2 < image.height

@@ -1,0 +1,87 @@
+"""A whole picture -> the house number in it: find candidate regions, read each, pick one.
+
+The localiser proposes a few boxes; each is cut out with the margin the reader was trained
+for (the crop protocol's 30%) and read. The answer is the candidate whose box score times
+reading confidence is highest; it counts as found when its box score clears the localiser's
+threshold (set on validation pictures without digits) and it has at least one digit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from model.heatmap import iou
+from model.preprocess import Box, grow_box, protocol_crop
+from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL, Locator, Reader, Reading
+
+CANDIDATES = 3  # regions read per picture: the reader costs well under a millisecond each
+ZOOM = 3.0  # the second look's window, in box sizes
+
+
+@dataclass(frozen=True)
+class Candidate:
+    box: Box  # left, top, width, height in the picture's pixels
+    score: float  # the localiser's belief that a number is centred here, 0-1
+    reading: Reading
+
+
+@dataclass(frozen=True)
+class Answer:
+    found: bool
+    best: Candidate | None  # the chosen candidate, even when not found (its reading explains why)
+    candidates: list[Candidate]  # every region read, best first
+    model_ms: float  # both networks, all candidates
+
+    @property
+    def number(self) -> str:
+        return self.best.reading.number if self.found else ""
+
+
+def fills(box: Box, image: Image.Image, share: float = 0.8) -> bool:
+    """Whether the box with its reading margin spans most of the picture: a visitor's own crop,
+    which is read as it is rather than cut again by a box a few pixels off."""
+    _, _, width, height = grow_box(box)
+    return width >= share * image.width and height >= share * image.height
+
+
+class Pipeline:
+    def __init__(self, reader_path: str | Path = DEFAULT_MODEL, locator_path: str | Path = DEFAULT_LOCATOR):
+        self.reader = Reader(reader_path)
+        self.locator = Locator(locator_path)
+        self.name = f"{self.locator.name}+{self.reader.name}"
+
+    def read(self, image: Image.Image) -> Answer:
+        boxes, model_ms = self.locator.find(image, limit=CANDIDATES)
+        candidates = []
+        for score, box in boxes:
+            box, score, ms = self.refine(image, box, score)
+            model_ms += ms
+            reading = self.reader.read(image if fills(box, image) else protocol_crop(image, [box]))
+            model_ms += reading.model_ms
+            candidates.append(Candidate(box, score, reading))
+        candidates.sort(key=lambda c: c.score * c.reading.confidence, reverse=True)
+        best = candidates[0] if candidates else None
+        found = best is not None and best.score >= self.locator.threshold and best.reading.number != ""
+        return Answer(found, best, candidates, model_ms)
+
+    def refine(self, image: Image.Image, box: Box, score: float) -> tuple[Box, float, float]:
+        """Look again, closer: a number small in a big picture is only a few cells of the heat map.
+
+        The localiser runs once more on a window ZOOM times the box's size around it, where the
+        number fills a third of the view, as in a typical SVHN photo; its best box there, if it
+        overlaps the first one, replaces it. -> (box, score, model ms).
+        """
+        left, top, width, height = box
+        side_w, side_h = width * ZOOM, height * ZOOM
+        x0, y0 = max(0, int(left + width / 2 - side_w / 2)), max(0, int(top + height / 2 - side_h / 2))
+        x1, y1 = min(image.width, int(x0 + side_w)), min(image.height, int(y0 + side_h))
+        if (x1 - x0) > 0.8 * image.width and (y1 - y0) > 0.8 * image.height or x1 - x0 < 8 or y1 - y0 < 8:
+            return box, score, 0.0  # the first look already saw the number this close
+        found, ms = self.locator.find(image.crop((x0, y0, x1, y1)), limit=1)
+        if not found:
+            return box, score, ms
+        closer_score, (cl, ct, cw, ch) = found[0]
+        closer = (cl + x0, ct + y0, cw, ch)
+        return (closer, max(score, closer_score), ms) if iou(closer, box) > 0 else (box, score, ms)
