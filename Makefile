@@ -40,7 +40,8 @@ model: $(VENV)/.dev
 		--synth-fraction 0.4 --pseudo-fraction 0.25 --handwriting-fraction 0.1 --quiet
 	$(BIN)/python -m model.export --run runs/stage2 --quantize dynamic --test-data $(SVHN)/test
 	$(BIN)/python -m model.train_locator --data $(SVHN) --mnist $(MNIST) --out runs/locator --quiet
-	$(BIN)/python -m model.export --run runs/locator --out model/locator.tflite --quantize dynamic --test-data $(SVHN)/test
+	$(BIN)/python -m model.export --run runs/locator --out model/locator.tflite --quantize dynamic
+	$(BIN)/python -m model.calibrate --val-of runs/locator
 	$(BIN)/python -m model.evaluate --data $(SVHN)/test --mnist $(MNIST) --report model/report/test.json
 	$(BIN)/python -m model.report --eval model/report/test.json --runs runs/base runs/stage2
 
