@@ -17,7 +17,8 @@ from HersheyFonts import HersheyFonts
 FONT = "futural"  # Futura-like, one line per stroke: the way a hand draws digits
 OUT = Path(__file__).resolve().parent.parent / "tests/fixtures/hershey_digits.json"
 ACKNOWLEDGEMENTS = [
-    "The Hershey Fonts were originally created by Dr. A. V. Hershey while working at the U. S. National Bureau of Standards.",
+    "The Hershey Fonts were originally created by Dr. A. V. Hershey while working at the U. S. National Bureau"
+    " of Standards.",
     "The format of the Font data in this distribution was originally created by James Hurt, Cognition, Inc.",
     "Extracted with the hershey-fonts Python package 2.1.0 (MIT licence, Copyright (c) 2020 apshu).",
 ]

@@ -184,7 +184,7 @@ export function showReading(data, truth) {
     el.verdict.hidden = true;
   }
 
-  el.confidence.textContent = pct(confidence);
+  el.confidence.textContent = found ? pct(confidence) : '—';
   const ms = Number(data.model_ms);
   // Sub-millisecond times are common; keep two decimals so they do not show as 0.
   el.modelMs.textContent = Number.isFinite(ms) ? ms.toFixed(ms < 1 ? 2 : 1) + ' ms' : '—';
@@ -203,7 +203,9 @@ export function showReading(data, truth) {
     ? 'Also read: ' + others.map((c) => c.number + ' (' + pct(Number(c.confidence)) + ')').join(', ')
     : '';
 
-  fillTable(data, found ? number : '');
+  // With no number, the heads' guesses describe nothing on the picture: no table.
+  if (found) fillTable(data, number);
+  else el.probs.hidden = true;
   el.reading.hidden = false;
   el.announce.textContent = found
     ? 'Read ' + number + ', confidence ' + pct(confidence) + (confident ? '.' : ', not sure.')
