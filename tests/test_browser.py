@@ -402,6 +402,37 @@ def test_phone_photo_turned_by_exif_is_read_upright(page, photo_210, tmp_path, s
     assert shown["width"] > shown["height"]
 
 
+def test_too_large_file_is_refused_in_the_page(page, tmp_path):
+    # Bytes the browser cannot decode (so cannot shrink) and above the server's limit: the page says
+    # so itself rather than sending 11 MB for a 413.
+    path = tmp_path / "huge.jpg"
+    path.write_bytes(os.urandom(11_000_000))
+    posted = []
+    page.route("**/predict", lambda route: (posted.append(1), route.abort()))
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error") == "This picture is 11.0 MB; the reader takes at most 10.0 MB."
+    assert posted == []
+
+
+def test_heavy_photo_within_2048_pixels_is_sent_as_jpeg(page, tmp_path):
+    # 2,000 x 2,000 pixels of noise is a PNG above the 10 MB limit: re-encoded, it fits.
+    path = tmp_path / "noise.png"
+    Image.frombytes("RGB", (2000, 2000), os.urandom(2000 * 2000 * 3)).save(path)
+    assert path.stat().st_size > 10_000_000
+    sent = []
+
+    def answer(route):
+        image = multipart_image(route.request)
+        sent.append((image.format, image.size, len(route.request.post_data_buffer)))
+        route.fulfill(json=canned())
+
+    page.route("**/predict", answer)
+    page.set_input_files("#file", str(path))
+    assert reading(page) == "210"
+    assert sent[0][:2] == ("JPEG", (2000, 2000)) and sent[0][2] < 10_000_000
+
+
 def test_small_photo_is_sent_as_it_is(page, photo_210):
     sent = []
 
