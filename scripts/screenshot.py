@@ -1,8 +1,9 @@
-"""Take the README's screenshot: the page in Debian's Chromium after reading a real SVHN photo
-(test photo 2, cropped around its number as in the crop protocol: no localiser yet).
+"""Take the README's screenshots: the page in Debian's Chromium after reading a real SVHN photo
+(test photo 2, cropped around its number as in the crop protocol), at desktop width and at the
+width of a small phone (360 CSS pixels).
 
-    .venv/bin/pip install playwright && apt-get install chromium
-    .venv/bin/python scripts/screenshot.py docs/screenshot.png
+    apt-get install chromium    # Playwright drives it; requirements-dev.txt has playwright
+    .venv/bin/python scripts/screenshot.py docs
 """
 import os
 import subprocess
@@ -22,11 +23,16 @@ from model.preprocess import protocol_crop  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
+SHOTS = {  # file name: (viewport, whole page or only what the phone's screen shows)
+    "screenshot.png": ({"width": 1100, "height": 800}, True),
+    "screenshot-phone.png": ({"width": 360, "height": 740}, False),
+}
 
 
-def main(out: str, port: int = 8765) -> None:
+def main(out_dir: str, port: int = 8765) -> None:
     env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY="1")
-    server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "--config", "gunicorn.conf.py", "app:create_app()"], cwd=ROOT, env=env)
+    server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "--config", "gunicorn.conf.py", "app:create_app()"],
+                              cwd=ROOT, env=env)
     try:
         for _ in range(100):
             try:
@@ -34,20 +40,26 @@ def main(out: str, port: int = 8765) -> None:
                 break
             except OSError:
                 time.sleep(0.2)
+        sample = load_samples(ROOT / "tests/fixtures/svhn_test")[1]
+        photo = Path(tempfile.mkdtemp()) / "house-210.jpg"
+        protocol_crop(Image.open(sample.path).convert("RGB"), list(sample.boxes)).save(photo, quality=95)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
-            page = browser.new_page(viewport={"width": 1100, "height": 760})
-            problems = []  # a CSP violation or script error shows up in the console
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.goto(f"http://127.0.0.1:{port}/")
-            sample = load_samples(ROOT / "tests/fixtures/svhn_test")[1]
-            photo = Path(tempfile.mkdtemp()) / "house-210.jpg"
-            protocol_crop(Image.open(sample.path).convert("RGB"), list(sample.boxes)).save(photo, quality=95)
-            page.set_input_files("#file", str(photo))
-            page.wait_for_function("document.getElementById('number').textContent.trim() !== '—'")
-            page.screenshot(path=out, full_page=True)
-            print(f"{out}: read {page.text_content('#number')!r}; console errors: {problems or 'none'}")
+            for name, (viewport, full_page) in SHOTS.items():
+                page = browser.new_page(viewport=viewport, has_touch=not full_page)
+                problems = []  # a CSP violation or script error shows up in the console
+                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: problems.append(str(e)))
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.set_input_files("#file", str(photo))
+                page.wait_for_selector("#reading:not([hidden])")
+                # The phone page scrolls smoothly to the result; wait until it is there.
+                page.wait_for_function("() => Math.abs(document.getElementById('result').getBoundingClientRect().top"
+                                       " - (innerWidth < 800 ? 8 : 0)) < 2 || innerWidth >= 800")
+                path = Path(out_dir) / name
+                page.screenshot(path=str(path), full_page=full_page)
+                print(f"{path}: read {page.text_content('#number')!r}; console errors: {problems or 'none'}")
+                page.close()
             browser.close()
     finally:
         server.terminate()
@@ -55,4 +67,4 @@ def main(out: str, port: int = 8765) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png")
+    main(sys.argv[1] if len(sys.argv) > 1 else "docs")

@@ -1,240 +1,245 @@
-// House number reader: send a photo or a drawing to /predict and show what came back.
-// No inline handlers or innerHTML, so the page works under a strict CSP.
-'use strict';
+// House number reader: wires the inputs (file picker, drop, paste, drawing pad, samples) to
+// POST /predict and to the result panel. Modules and DOM calls only, no inline code or
+// innerHTML, so the page runs under a strict Content-Security-Policy.
+import { Pad } from './pad.js';
+import { prepare } from './picture.js';
+import * as result from './result.js';
 
-(function () {
-  const $ = (id) => document.getElementById(id);
-  const fileInput = $('file');
-  const preview = $('preview');
-  const pad = $('pad');
-  const clearBtn = $('clear');
-  const readBtn = $('read');
-  const numberEl = $('number');
-  const confidenceEl = $('confidence');
-  const modelMsEl = $('model-ms');
-  const probsTable = $('probs');
-  const errorBox = $('error');
-  const busyEl = $('busy');
+const $ = (id) => document.getElementById(id);
+const MAX_BYTES = Number(document.querySelector('main').dataset.maxUploadBytes) || 10000000;
+const AUTO_READ_MS = 800; // a pause this long after a stroke reads the drawing
+const PAD = { width: 480, height: 240, lineWidth: 16 }; // logical drawing size and pen width
 
-  // Logical drawing size; strokes are specified in these units so they look
-  // the same whatever the screen density or the canvas' displayed width.
-  const PAD_W = 320;
-  const PAD_H = 160;
-  const LINE_WIDTH = 14;
-  const ctx = pad.getContext('2d');
-  let busy = false;
+// An error whose message is meant for the visitor.
+class Problem extends Error {}
 
-  // ---------- Result rendering ----------
+const mb = (bytes) => (bytes / 1e6).toFixed(1) + ' MB';
 
-  const pct = (p) => (Number.isFinite(p) ? Math.round(p * 100) + '%' : '—');
+// ---------- Sending ----------
 
-  function argmax(arr) {
-    let best = 0;
-    for (let i = 1; i < arr.length; i++) if (arr[i] > arr[best]) best = i;
-    return best;
+let ticket = 0; // the newest request wins: older answers are dropped
+let controller = null;
+let objectUrl = null;
+let source = null; // what the result shows: 'photo', 'drawing' or 'sample'
+
+async function post(blob, signal) {
+  const form = new FormData();
+  form.append('image', blob, blob.name || 'picture');
+  let res;
+  try {
+    // No Content-Type header: the browser adds the multipart boundary itself.
+    res = await fetch('/predict', { method: 'POST', body: form, signal });
+  } catch (e) {
+    if (signal.aborted) throw e;
+    throw new Problem('Could not reach the reader. Check your connection and try again.');
   }
-
-  function showError(message) {
-    errorBox.textContent = message;
-    errorBox.hidden = false;
+  let data = null;
+  try {
+    data = await res.json();
+  } catch (e) {
+    // A proxy or a crash can answer with HTML: the status still says what happened.
   }
-
-  function clearResult() {
-    errorBox.hidden = true;
-    errorBox.textContent = '';
-    numberEl.textContent = '—';
-    confidenceEl.textContent = '—';
-    modelMsEl.textContent = '—';
-    probsTable.hidden = true;
-    probsTable.tBodies[0].replaceChildren();
+  if (!res.ok) {
+    if (data && typeof data.error === 'string' && data.error) throw new Problem(data.error);
+    if (res.status === 413) throw new Problem('This picture is too large for the reader (at most ' + mb(MAX_BYTES) + ').');
+    if (res.status >= 500) throw new Problem('The reader had a problem (error ' + res.status + '). Try again in a moment.');
+    throw new Problem('The reader could not read this picture (error ' + res.status + ').');
   }
+  if (!data || typeof data !== 'object') throw new Problem('The reader sent an answer this page does not understand.');
+  return data;
+}
 
-  function addRow(tbody, part, top, p) {
-    const tr = document.createElement('tr');
-    const th = document.createElement('th');
-    th.scope = 'row';
-    th.textContent = part;
-    const tdTop = document.createElement('td');
-    tdTop.textContent = top;
-    const tdP = document.createElement('td');
-    tdP.textContent = pct(p);
-    tr.append(th, tdTop, tdP);
-    tbody.append(tr);
-  }
-
-  function render(data) {
-    const number = typeof data.number === 'string' ? data.number : '';
-    numberEl.textContent = number === '' ? 'No number found' : number;
-    // The server flags readings below the confidence that is 98% right on validation.
-    confidenceEl.textContent = pct(data.confidence) + (number !== '' && data.confident === false ? ' (not sure)' : '');
-    const ms = Number(data.model_ms);
-    // Sub-millisecond times are common on a GPU; keep two decimals so they are not shown as 0.
-    modelMsEl.textContent = Number.isFinite(ms) ? ms.toFixed(ms < 1 ? 2 : 1) + ' ms' : '—';
-
-    const probs = data.probabilities || {};
-    const tbody = probsTable.tBodies[0];
-    tbody.replaceChildren();
-    if (Array.isArray(probs.length) && probs.length.length) {
-      const k = argmax(probs.length);
-      addRow(tbody, 'Length', k === 1 ? '1 digit' : k + ' digits', probs.length[k]);
+// picture: what to show at once; makeBlob: async () => {blob, width, height, note}; truth: a sample's
+// number; reveal: bring the result into view once there is something in it.
+async function read(kind, picture, makeBlob, { truth = null, reveal = false } = {}) {
+  const mine = ++ticket;
+  if (controller) controller.abort();
+  controller = new AbortController();
+  const { signal } = controller;
+  source = kind;
+  for (const b of document.querySelectorAll('.sample[aria-current]')) b.removeAttribute('aria-current');
+  result.clearReading();
+  result.showPicture(picture, reveal ? revealResult : null);
+  result.setBusy(true);
+  try {
+    const { blob, width, height, note } = await makeBlob();
+    if (mine !== ticket) return;
+    if (width && height) result.setSize(width, height);
+    if (note) result.setCaption(picture.caption + note);
+    if (blob.size > MAX_BYTES) {
+      throw new Problem('This picture is ' + mb(blob.size) + '; the reader takes at most ' + mb(MAX_BYTES) + '.');
     }
-    // Only the positions the server actually read are meaningful; the rest are padding.
-    const digits = Array.isArray(probs.digits) ? probs.digits : [];
-    const shown = Math.min(number.length, digits.length);
-    for (let i = 0; i < shown; i++) {
-      const row = digits[i];
-      if (!Array.isArray(row) || !row.length) continue;
-      const d = argmax(row);
-      addRow(tbody, 'Digit ' + (i + 1), d === 10 ? 'none' : String(d), row[d]);
+    const data = await post(blob, signal);
+    if (mine !== ticket) return;
+    result.showReading(data, truth);
+  } catch (e) {
+    if (mine !== ticket || signal.aborted) return;
+    result.showError(e instanceof Problem ? e.message : 'Something went wrong in this page: ' + e.message);
+  } finally {
+    if (mine === ticket) {
+      result.setBusy(false);
+      if (reveal) revealResult();
     }
-    probsTable.hidden = tbody.rows.length === 0;
   }
+}
 
-  function setBusy(on) {
-    busy = on;
-    busyEl.textContent = on ? 'Reading…' : '';
-    busyEl.classList.toggle('active', on);
-    fileInput.disabled = on;
-    clearBtn.disabled = on;
-    readBtn.disabled = on;
+function cancel() {
+  ticket++;
+  if (controller) controller.abort();
+  result.setBusy(false);
+}
+
+function newObjectUrl(blob) {
+  // Object URLs show big phone photos without reading them into memory as base64.
+  if (objectUrl) URL.revokeObjectURL(objectUrl);
+  objectUrl = URL.createObjectURL(blob);
+  return objectUrl;
+}
+
+// On phones the result sits below the inputs: bring it into view for a photo or a sample
+// (not for a drawing, whose pad the visitor is still using).
+function revealResult() {
+  const card = $('result');
+  const top = card.getBoundingClientRect().top;
+  if (top >= 0 && top < window.innerHeight / 2) return;
+  const smooth = !window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+  card.scrollIntoView({ behavior: smooth ? 'smooth' : 'auto', block: 'start' });
+}
+
+// ---------- Photos: picker, drop, paste ----------
+
+function readPhoto(file, how) {
+  const caption = how === 'pasted' ? 'Pasted picture' : file.name || 'Your photo';
+  read('photo', { url: newObjectUrl(file), alt: 'The picture you gave', caption }, async () => {
+    const p = await prepare(file, MAX_BYTES);
+    let note = '';
+    if (p.resized && (p.width !== p.originalWidth || p.height !== p.originalHeight)) {
+      note = ' · ' + p.originalWidth + '×' + p.originalHeight + ' px, sent shrunk to ' + p.width + '×' + p.height;
+    } else if (p.width) {
+      note = ' · ' + p.width + '×' + p.height + ' px';
+    }
+    return { blob: p.blob, width: p.width, height: p.height, note };
+  }, { reveal: true });
+}
+
+const fileInput = $('file');
+fileInput.addEventListener('change', () => {
+  const file = fileInput.files && fileInput.files[0];
+  if (file) readPhoto(file, 'chosen');
+  fileInput.value = ''; // so that choosing the same file again reads it again
+});
+
+// Drops anywhere on the page; a drop the page does not handle would navigate away from it.
+let dragDepth = 0;
+const dragging = (on) => document.body.classList.toggle('dragging', on);
+document.addEventListener('dragenter', (e) => {
+  e.preventDefault();
+  dragDepth++;
+  dragging(true);
+});
+document.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy';
+});
+document.addEventListener('dragleave', () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) dragging(false);
+});
+document.addEventListener('drop', (e) => {
+  e.preventDefault();
+  dragDepth = 0;
+  dragging(false);
+  const file = e.dataTransfer && e.dataTransfer.files[0];
+  if (file) readPhoto(file, 'dropped');
+  else result.showError('Drop a picture file (a photo saved on your device) to read it.');
+});
+
+document.addEventListener('paste', (e) => {
+  const files = e.clipboardData ? Array.from(e.clipboardData.files) : [];
+  const file = files.find((f) => f.type.startsWith('image/')) || files[0];
+  if (file) {
+    e.preventDefault();
+    readPhoto(file, 'pasted');
+  } else {
+    result.showError('The clipboard holds no picture. Copy a photo or an image, then paste again.');
   }
+});
 
-  // The single path for both inputs, so uploads and drawings behave identically.
-  async function predict(fetchOptions) {
-    if (busy) return;
-    clearResult();
-    setBusy(true);
-    try {
+// ---------- Drawing ----------
+
+const canvas = $('pad');
+const undoBtn = $('undo');
+const clearBtn = $('clear');
+let timer = null;
+
+const pad = new Pad(canvas, {
+  ...PAD,
+  onChange: () => {
+    undoBtn.disabled = pad.isEmpty;
+    clearBtn.disabled = pad.isEmpty;
+  },
+  onStrokeEnd: () => schedule(),
+});
+// A new stroke postpones the automatic read: the visitor is still drawing.
+canvas.addEventListener('pointerdown', () => clearTimeout(timer));
+window.matchMedia('(resolution: ' + (window.devicePixelRatio || 1) + 'dppx)').addEventListener('change', () => pad.resize());
+
+function schedule() {
+  clearTimeout(timer);
+  timer = setTimeout(readDrawing, AUTO_READ_MS);
+}
+
+async function readDrawing() {
+  clearTimeout(timer);
+  if (pad.isEmpty) {
+    result.showError('Draw a number on the pad first.');
+    return;
+  }
+  const blob = await pad.toBlob();
+  if (!blob) return;
+  read('drawing', { url: newObjectUrl(blob), alt: 'Your drawing', caption: 'Your drawing' },
+    async () => ({ blob, width: PAD.width, height: PAD.height, note: '' }));
+}
+
+// Undo down to nothing, or clear: a result of the drawing no longer describes the pad.
+function drawingChanged() {
+  if (!pad.isEmpty) {
+    schedule();
+  } else {
+    clearTimeout(timer);
+    if (source === 'drawing') {
+      cancel();
+      result.reset();
+      source = null;
+    }
+  }
+}
+
+$('read').addEventListener('click', readDrawing);
+undoBtn.addEventListener('click', () => {
+  pad.undo();
+  drawingChanged();
+});
+clearBtn.addEventListener('click', () => {
+  pad.clear();
+  drawingChanged();
+});
+
+// ---------- Samples ----------
+
+for (const button of document.querySelectorAll('.sample')) {
+  button.addEventListener('click', () => {
+    const { src, number, width, height, name } = button.dataset;
+    read('sample', { url: src, alt: name, caption: name + ' · ' + width + '×' + height + ' px' }, async () => {
       let res;
       try {
-        res = await fetch('/predict', Object.assign({ method: 'POST' }, fetchOptions));
+        res = await fetch(src);
       } catch (e) {
-        showError('Could not reach the server. Check your connection and try again.');
-        return;
+        throw new Problem('Could not load the sample photo. Check your connection and try again.');
       }
-      let data = null;
-      try {
-        data = await res.json();
-      } catch (e) {
-        // Proxies and crashes can return HTML; fall through to a generic message.
-      }
-      if (!res.ok) {
-        showError(data && typeof data.error === 'string' && data.error
-          ? data.error
-          : 'The server could not read this image (error ' + res.status + ').');
-        return;
-      }
-      if (!data || typeof data !== 'object') {
-        showError('The server sent a reply this page does not understand.');
-        return;
-      }
-      render(data);
-    } finally {
-      setBusy(false);
-    }
-  }
-
-  // ---------- Upload ----------
-
-  let previewUrl = null;
-  fileInput.addEventListener('change', () => {
-    const file = fileInput.files && fileInput.files[0];
-    if (!file) return;
-    // Object URLs avoid reading large phone photos into memory as base64 just to preview them.
-    if (previewUrl) URL.revokeObjectURL(previewUrl);
-    previewUrl = URL.createObjectURL(file);
-    preview.src = previewUrl;
-    preview.hidden = false;
-
-    const form = new FormData();
-    form.append('image', file);
-    // No Content-Type header: the browser must add the multipart boundary itself.
-    predict({ body: form });
+      if (!res.ok) throw new Problem('Could not load the sample photo (error ' + res.status + ').');
+      return { blob: await res.blob(), width: Number(width), height: Number(height), note: '' };
+    }, { truth: number, reveal: true });
+    button.setAttribute('aria-current', 'true');
   });
-
-  // ---------- Drawing ----------
-
-  function setupPad() {
-    // Back the canvas with device pixels so strokes stay sharp on high-density screens.
-    const dpr = window.devicePixelRatio || 1;
-    pad.width = Math.round(PAD_W * dpr);
-    pad.height = Math.round(PAD_H * dpr);
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.lineWidth = LINE_WIDTH;
-    ctx.lineCap = 'round';
-    ctx.lineJoin = 'round';
-    ctx.strokeStyle = '#111';
-    ctx.fillStyle = '#111';
-    clearPad();
-  }
-
-  function clearPad() {
-    // Paint white rather than clearing: a transparent PNG would reach the model as black.
-    ctx.save();
-    ctx.fillStyle = '#fff';
-    ctx.fillRect(0, 0, PAD_W, PAD_H);
-    ctx.restore();
-  }
-
-  // The canvas may be shrunk by CSS on narrow phones, so map from displayed to logical pixels.
-  function toPad(e) {
-    const r = pad.getBoundingClientRect();
-    return {
-      x: ((e.clientX - r.left) / r.width) * PAD_W,
-      y: ((e.clientY - r.top) / r.height) * PAD_H,
-    };
-  }
-
-  let drawing = false;
-  let last = null;
-
-  pad.addEventListener('pointerdown', (e) => {
-    if (busy || (e.pointerType === 'mouse' && e.button !== 0)) return;
-    e.preventDefault();
-    // Capture keeps the stroke going when the finger or mouse strays outside the canvas.
-    pad.setPointerCapture(e.pointerId);
-    drawing = true;
-    last = toPad(e);
-    // A dot, so a single tap (e.g. a "1" drawn as a short mark) still leaves ink.
-    ctx.beginPath();
-    ctx.arc(last.x, last.y, LINE_WIDTH / 2, 0, Math.PI * 2);
-    ctx.fill();
-  });
-
-  pad.addEventListener('pointermove', (e) => {
-    if (!drawing) return;
-    e.preventDefault();
-    // Coalesced events give smoother curves when the browser batches fast movements.
-    const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
-    for (const ev of events.length ? events : [e]) {
-      const p = toPad(ev);
-      ctx.beginPath();
-      ctx.moveTo(last.x, last.y);
-      ctx.lineTo(p.x, p.y);
-      ctx.stroke();
-      last = p;
-    }
-  });
-
-  function endStroke() {
-    drawing = false;
-    last = null;
-  }
-  pad.addEventListener('pointerup', endStroke);
-  pad.addEventListener('pointercancel', endStroke);
-  pad.addEventListener('lostpointercapture', endStroke);
-
-  clearBtn.addEventListener('click', () => {
-    clearPad();
-    clearResult();
-  });
-
-  readBtn.addEventListener('click', () => {
-    predict({
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ image: pad.toDataURL('image/png') }),
-    });
-  });
-
-  setupPad();
-})();
+}

@@ -1,0 +1,527 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright against the app on a live
+server, with the bundled model. Drawings are made of real pointer moves along the strokes of a
+single-line (Hershey) font.
+
+Skipped when /usr/bin/chromium is missing, except under CI=1, where that is a failure.
+"""
+from __future__ import annotations
+
+import base64
+import email.parser
+import io
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from model.preprocess import protocol_crop
+from tests.conftest import encode
+
+CHROMIUM = Path("/usr/bin/chromium")
+HERSHEY = Path(__file__).parent / "fixtures" / "hershey_digits.json"
+# The closed network of CI and dev machines makes Chromium misbehave without these.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+DESKTOP = {"width": 1200, "height": 900}
+PHONE = {"width": 360, "height": 740}
+TIMEOUT_MS = 20_000  # the machine is shared: generous waits, never fixed sleeps
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass
+
+
+@pytest.fixture(scope="module")
+def live_server(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI") == "1":
+            pytest.fail(message + ": CI must run the browser tests")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield browser
+        browser.close()
+
+
+class Page:
+    """A fresh browser page on the app that records what would go wrong silently: script
+    errors, CSP violations (console errors) and alert/confirm dialogs."""
+
+    def __init__(self, browser, url: str, viewport: dict, **context_options):
+        self.context = browser.new_context(viewport=viewport, **context_options)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.url = url
+        self.problems: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        self.page.on("console", self.console)
+        self.page.on("dialog", lambda d: (self.problems.append(f"dialog: {d.message}"), d.dismiss()))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+
+    def console(self, message):
+        # Chromium logs every 4xx answer and aborted request as a console error; those are the
+        # tests' own doing. Anything else (a CSP refusal, a script error) is a problem.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.problems.append(f"console: {message.text}")
+
+    def open(self):
+        self.page.goto(self.url + "/")
+        return self.page
+
+
+@pytest.fixture()
+def open_page(browser, live_server):
+    pages = []
+
+    def opener(viewport=DESKTOP, **options):
+        page = Page(browser, live_server, viewport, **options)
+        pages.append(page)
+        return page
+
+    yield opener
+    for page in pages:
+        page.context.close()
+    problems = [p for page in pages for p in page.problems]
+    assert not problems, problems
+
+
+@pytest.fixture()
+def page(open_page):
+    return open_page().open()
+
+
+@pytest.fixture(scope="module")
+def photo_210(test_samples, tmp_path_factory) -> Path:
+    """SVHN test photo 2 (number 210), cropped around its number as in the crop protocol."""
+    sample = test_samples[1]
+    assert sample.number == "210"
+    path = tmp_path_factory.mktemp("photos") / "house-210.png"
+    with Image.open(sample.path) as image:
+        protocol_crop(image.convert("RGB"), list(sample.boxes)).save(path)
+    return path
+
+
+def reading(page) -> str:
+    page.wait_for_selector("#reading:not([hidden])")
+    return page.text_content("#number")
+
+
+def wait_for_number(page, expected: str) -> None:
+    """Waits until the page shows `expected`: readings of a drawing still being drawn may come first."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("n => !document.getElementById('reading').hidden"
+                               " && document.getElementById('number').textContent === n", arg=expected)
+    except PlaywrightTimeout:
+        shown = page.text_content("#number") if page.is_visible("#reading") else page.text_content("#error")
+        pytest.fail(f"the page shows {shown!r}, not {expected!r}")
+
+
+def server_reading(client, data: bytes) -> dict:
+    return client.post("/predict", data=data, content_type="image/png").get_json()
+
+
+# ---------- Drawing with real pointer moves ----------
+
+def hershey_strokes(text: str) -> list[list[tuple[float, float]]]:
+    """The strokes of a number in the single-line Hershey font 'futural' (scripts/hershey_digits.py)."""
+    font = json.loads(HERSHEY.read_text())["glyphs"]
+    strokes, x = [], 0
+    for digit in text:
+        glyph = font[digit]
+        strokes += [[(px + x, py) for px, py in stroke] for stroke in glyph["strokes"]]
+        x += glyph["advance"]
+    return strokes
+
+
+def draw(page, text: str, fill: float = 0.8) -> None:
+    """Draws `text` on the pad with the mouse, stroke by stroke, scaled to `fill` of the pad."""
+    strokes = hershey_strokes(text)
+    xs = [x for stroke in strokes for x, _ in stroke]
+    ys = [y for stroke in strokes for _, y in stroke]
+    page.locator("#pad").scroll_into_view_if_needed()  # the mouse only reaches what is on screen
+    pad = page.locator("#pad").bounding_box()
+    scale = min(pad["width"] * fill / (max(xs) - min(xs)), pad["height"] * fill / (max(ys) - min(ys)))
+    left = pad["x"] + (pad["width"] - (max(xs) - min(xs)) * scale) / 2 - min(xs) * scale
+    top = pad["y"] + (pad["height"] - (max(ys) - min(ys)) * scale) / 2 - min(ys) * scale
+    mouse = page.mouse
+    for stroke in strokes:
+        points = [(left + x * scale, top + y * scale) for x, y in stroke]
+        mouse.move(*points[0])
+        mouse.down()
+        for x, y in points[1:]:
+            mouse.move(x, y, steps=3)  # intermediate pointermoves, as a hand makes them
+        mouse.up()
+
+
+def pad_pixels(page) -> str:
+    return page.evaluate("document.getElementById('pad').toDataURL()")
+
+
+# ---------- Tests ----------
+
+def test_first_render_needs_only_its_own_files(open_page):
+    browser_page = open_page()
+    page = browser_page.open()
+    page.wait_for_load_state("networkidle")
+    origin = browser_page.url
+    assert browser_page.requests, "no requests recorded"
+    for url in browser_page.requests:
+        assert url.startswith(origin + "/"), url
+        path = url[len(origin):]
+        assert path == "/" or path.startswith("/static/"), url
+    assert page.is_visible("#empty") and page.is_hidden("#reading")
+    # The gallery is in the page itself: its thumbnails and true numbers need no request.
+    assert page.locator(".sample").count() >= 10
+
+
+def test_upload_shows_preview_at_once_then_the_number(page, photo_210):
+    held = []
+    page.route("**/predict", lambda route: held.append(route))  # hold the answer back
+    page.set_input_files("#file", str(photo_210))
+    page.wait_for_selector("#seen:not([hidden])")
+    assert page.text_content("#busy") == "Reading…"
+    assert page.is_hidden("#reading")
+    for _ in range(200):  # the route's callback arrives with the browser's next event
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    held[0].continue_()
+    assert reading(page) == "210"
+    assert page.text_content("#busy") == ""
+    assert page.locator("#seen-img").evaluate("img => img.naturalWidth") > 0
+    assert "house-210.png" in page.text_content("#seen-caption")
+    rows = page.locator("#probs tbody tr")
+    assert rows.count() == 4  # length and three digits
+    assert rows.nth(0).locator("td").first.text_content() == "3 digits"
+    assert [rows.nth(i).locator("td").first.text_content() for i in (1, 2, 3)] == ["2", "1", "0"]
+    assert page.text_content("#model-ms").endswith(" ms")
+    assert page.text_content("#confidence").endswith("%")
+
+
+def test_upload_matches_the_server(page, client, photo_210):
+    body = server_reading(client, photo_210.read_bytes())
+    page.set_input_files("#file", str(photo_210))
+    assert reading(page) == body["number"]
+    assert page.text_content("#confidence") == f"{round(body['confidence'] * 100)}%"
+    assert ("Not sure" in page.text_content("#sureness")) == (not body["confident"])
+
+
+@pytest.mark.parametrize("number", ["385", "210"])
+def test_drawing_is_read_by_itself(page, number):
+    draw(page, number)
+    # No click: the page reads a moment after the last stroke.
+    wait_for_number(page, number)
+    assert page.text_content("#seen-caption") == "Your drawing"
+    assert page.locator("#probs tbody tr").count() == 1 + len(number)
+
+
+def test_read_undo_and_clear_by_keyboard(page):
+    blank = pad_pixels(page)
+    draw(page, "4", fill=0.6)
+    with_4 = pad_pixels(page)
+    page.focus("#read")
+    page.keyboard.press("Enter")
+    assert reading(page) == "4"
+    draw(page, "1", fill=0.3)  # one stroke: undo takes back one stroke
+    assert pad_pixels(page) != with_4
+    page.focus("#undo")
+    page.keyboard.press("Enter")
+    assert pad_pixels(page) == with_4
+    page.focus("#clear")
+    page.keyboard.press(" ")
+    assert pad_pixels(page) == blank
+    # The reading of a drawing that is gone goes too, and there is nothing left to undo.
+    assert page.is_hidden("#reading") and page.is_visible("#empty")
+    assert page.is_disabled("#undo") and page.is_disabled("#clear")
+
+
+def test_gallery_samples_say_right_or_wrong(page, client):
+    samples = page.locator(".sample")
+    checked = {"right": 0, "wrong": 0}
+    for i in range(samples.count()):
+        sample = samples.nth(i)
+        truth = sample.get_attribute("data-number")
+        src = sample.get_attribute("data-src")
+        data = (Path(__file__).resolve().parent.parent / src.lstrip("/")).read_bytes()
+        expected = server_reading(client, data)["number"]
+        sample.click()
+        page.wait_for_function(
+            "src => document.getElementById('seen-img').getAttribute('src') === src"
+            " && !document.getElementById('reading').hidden", arg=src)
+        assert page.text_content("#number") == (expected or "No number found")
+        verdict = page.text_content("#verdict")
+        if expected == truth:
+            assert verdict == f"Right: the photo shows {truth}."
+            checked["right"] += 1
+        else:
+            assert verdict == f"Wrong: the photo shows {truth}."
+            checked["wrong"] += 1
+        assert sample.get_attribute("aria-current") == "true"
+    # The gallery is honest: it holds photos the model gets wrong as well as right.
+    assert checked["right"] and checked["wrong"], checked
+
+
+def test_non_image_upload_shows_the_error_in_the_page(page, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a photo")
+    page.set_input_files("#file", str(text))
+    page.wait_for_selector("#error:not([hidden])")
+    assert "not an image" in page.text_content("#error")
+    assert page.is_hidden("#reading") and page.is_hidden("#seen")
+    assert page.text_content("#busy") == ""
+
+
+def test_unreachable_server_is_said_in_plain_words(page, photo_210):
+    page.route("**/predict", lambda route: route.abort("connectionrefused"))
+    page.set_input_files("#file", str(photo_210))
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error") == "Could not reach the reader. Check your connection and try again."
+
+
+def test_drop_and_paste(page, client, photo_210):
+    data = photo_210.read_bytes()
+    expected = server_reading(client, data)["number"]
+    make_transfer = """b64 => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], 'house.png', {type: 'image/png'}));
+        return transfer;
+    }"""
+    transfer = page.evaluate_handle(make_transfer, base64.b64encode(data).decode())
+    page.dispatch_event("body", "dragenter", {"dataTransfer": transfer})
+    assert "dragging" in page.get_attribute("body", "class")
+    page.dispatch_event("#pad", "drop", {"dataTransfer": transfer})
+    assert "dragging" not in page.get_attribute("body", "class")
+    assert reading(page) == expected
+    assert page.text_content("#seen-caption").startswith("house.png")
+
+    # dispatchEvent runs the handler at once, which hides the old reading until the new one comes.
+    page.evaluate("""b64 => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], 'clip.png', {type: 'image/png'}));
+        document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: transfer}));
+    }""", base64.b64encode(data).decode())
+    assert reading(page) == expected
+    assert page.text_content("#seen-caption").startswith("Pasted picture")
+
+
+def canned(number="210", **fields) -> dict:
+    digits = [[0.0] * 11 for _ in range(5)]
+    for i, d in enumerate(number):
+        digits[i][int(d)] = 0.9
+    for row in digits[len(number):]:
+        row[10] = 1.0
+    body = {"number": number, "confidence": 0.9, "confident": True, "model_ms": 0.4, "model": "canned",
+            "probabilities": {"length": [0.9 if k == len(number) else 0.02 for k in range(6)], "digits": digits}}
+    body.update(fields)
+    return body
+
+
+def multipart_image(request) -> Image.Image:
+    raw = b"Content-Type: " + request.headers["content-type"].encode() + b"\r\n\r\n" + request.post_data_buffer
+    part = email.parser.BytesParser().parsebytes(raw).get_payload()[0]
+    return Image.open(io.BytesIO(part.get_payload(decode=True)))
+
+
+def test_big_photo_is_shrunk_and_boxes_land_on_the_preview(page, tmp_path):
+    # A 3000x1500 photo goes up as 2048x1024; the server's boxes are in the pixels it received.
+    big = tmp_path / "big.png"
+    Image.new("RGB", (3000, 1500), (200, 210, 220)).save(big)
+    sent = []
+
+    def answer(route):
+        image = multipart_image(route.request)
+        sent.append((image.format, image.size))
+        w, h = image.size
+        box = [w * 0.25, h * 0.5, w * 0.5, h * 0.25]
+        # The server decodes big JPEGs at a reduced scale: its `image` size need not be what was sent.
+        route.fulfill(json=canned(found=True, box=box, image={"width": w // 2, "height": h // 2},
+                                  candidates=[{"number": "210", "confidence": 0.9, "box": box},
+                                              {"number": "7", "confidence": 0.05, "box": [0, 0, w * 0.1, h * 0.2]}]))
+
+    page.route("**/predict", answer)
+    page.set_input_files("#file", str(big))
+    assert reading(page) == "210"
+    assert sent == [("JPEG", (2048, 1024))]
+    assert "3000×1500 px, sent shrunk to 2048×1024" in page.text_content("#seen-caption")
+    img = page.locator("#seen-img").bounding_box()
+    box = page.locator(".box.main").bounding_box()
+    expected = (img["x"] + 0.25 * img["width"], img["y"] + 0.5 * img["height"],
+                0.5 * img["width"], 0.25 * img["height"])
+    assert box["x"] == pytest.approx(expected[0], abs=1.5)
+    assert box["y"] == pytest.approx(expected[1], abs=1.5)
+    assert box["width"] == pytest.approx(expected[2], abs=1.5)
+    assert box["height"] == pytest.approx(expected[3], abs=1.5)
+    assert page.locator(".box.other").count() == 1
+    assert page.text_content("#others") == "Also read: 7 (5%)"
+
+
+@pytest.mark.parametrize("side", [2600, 600])
+def test_phone_photo_turned_by_exif_is_read_upright(page, photo_210, tmp_path, side):
+    # Phones store photos sideways with an EXIF orientation; the page (which shrinks photos above
+    # 2,048 pixels itself) and the server (which reads smaller ones as they are) must both turn it.
+    with Image.open(photo_210) as image:
+        upright = image.resize((side, round(side * image.height / image.width)), Image.Resampling.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to show"
+    path = tmp_path / "sideways.jpg"
+    upright.rotate(90, expand=True).save(path, quality=92, exif=exif.tobytes())
+    page.set_input_files("#file", str(path))
+    assert reading(page) == "210"
+    caption = page.text_content("#seen-caption")
+    width, height = upright.size
+    if side > 2048:
+        assert f"{width}×{height} px, sent shrunk to 2048×{round(2048 * height / width)}" in caption
+    else:
+        assert caption.endswith(f"{width}×{height} px")
+    # The preview is upright too: wider than tall, as the number is.
+    shown = page.locator("#seen-img").bounding_box()
+    assert shown["width"] > shown["height"]
+
+
+def test_too_large_file_is_refused_in_the_page(page, tmp_path):
+    # Bytes the browser cannot decode (so cannot shrink) and above the server's limit: the page says
+    # so itself rather than sending 11 MB for a 413.
+    path = tmp_path / "huge.jpg"
+    path.write_bytes(os.urandom(11_000_000))
+    posted = []
+    page.route("**/predict", lambda route: (posted.append(1), route.abort()))
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error") == "This picture is 11.0 MB; the reader takes at most 10.0 MB."
+    assert posted == []
+
+
+def test_heavy_photo_within_2048_pixels_is_sent_as_jpeg(page, tmp_path):
+    # 2,000 x 2,000 pixels of noise is a PNG above the 10 MB limit: re-encoded, it fits.
+    path = tmp_path / "noise.png"
+    Image.frombytes("RGB", (2000, 2000), os.urandom(2000 * 2000 * 3)).save(path)
+    assert path.stat().st_size > 10_000_000
+    sent = []
+
+    def answer(route):
+        image = multipart_image(route.request)
+        sent.append((image.format, image.size, len(route.request.post_data_buffer)))
+        route.fulfill(json=canned())
+
+    page.route("**/predict", answer)
+    page.set_input_files("#file", str(path))
+    assert reading(page) == "210"
+    assert sent[0][:2] == ("JPEG", (2000, 2000)) and sent[0][2] < 10_000_000
+
+
+def test_small_photo_is_sent_as_it_is(page, photo_210):
+    sent = []
+
+    def answer(route):
+        sent.append(route.request.post_data_buffer)  # Chromium leaves out the bytes of files from disk
+        route.fulfill(json=canned(found=True, box=[0, 0, 1, 1]))
+
+    page.route("**/predict", answer)
+    page.set_input_files("#file", str(photo_210))
+    reading(page)
+    assert b'name="image"; filename="house-210.png"\r\nContent-Type: image/png' in sent[0]
+
+
+def test_no_number_found(page, photo_210):
+    page.route("**/predict", lambda route: route.fulfill(json=canned("", found=False, box=None, confidence=0.97)))
+    page.set_input_files("#file", str(photo_210))
+    assert reading(page) == "No number found"
+    assert "found no house number" in page.text_content("#sureness")
+    assert page.locator(".box").count() == 0
+    assert page.is_hidden("#probs") and page.text_content("#confidence") == "—"
+
+
+def test_server_error_without_json_is_explained(page, photo_210):
+    page.route("**/predict",
+               lambda route: route.fulfill(status=502, content_type="text/html", body="<h1>Bad gateway</h1>"))
+    page.set_input_files("#file", str(photo_210))
+    page.wait_for_selector("#error:not([hidden])")
+    assert "error 502" in page.text_content("#error")
+
+
+def test_phone_width(open_page, photo_210):
+    browser_page = open_page(PHONE, has_touch=True, is_mobile=True, device_scale_factor=2)
+    page = browser_page.open()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    for selector in ("#photo-card", ".draw", ".samples", "#result", "#pad", ".buttons"):
+        box = page.locator(selector).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], selector
+    # Touch drawing must not scroll the page.
+    assert page.eval_on_selector("#pad", "pad => getComputedStyle(pad).touchAction") == "none"
+    for button in ("#read", "label[for=file]"):
+        assert page.locator(button).bounding_box()["height"] >= 44, button
+    # The result sits below the inputs on a phone: reading a photo brings it into view.
+    page.set_input_files("#file", str(photo_210))
+    assert reading(page) == "210"
+    page.wait_for_function("() => document.getElementById('result').getBoundingClientRect().top < innerHeight / 2"
+                           " && document.getElementById('result').getBoundingClientRect().top >= -1")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # Nothing sticks out of its card (the probability table is the widest thing on the page).
+    overflowing = page.evaluate("() => [...document.querySelectorAll('.card')]"
+                                ".filter(card => card.scrollWidth > card.clientWidth).map(card => card.className)")
+    assert overflowing == []
+    # Drawing works at phone size too (the pad is shrunk by CSS; strokes map to its own pixels).
+    draw(page, "4", fill=0.7)
+    page.click("#read")
+    page.wait_for_function("() => document.getElementById('seen-caption').textContent === 'Your drawing'"
+                           " && !document.getElementById('reading').hidden")
+    assert page.text_content("#number") == "4"
+
+
+def test_keyboard_alone(page):
+    # Tab order follows the page: the photo picker, the samples, then the drawing's Read button.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "file"
+    label_outline = page.eval_on_selector("label[for=file]", "l => getComputedStyle(l).outlineStyle")
+    assert label_outline == "solid"  # the hidden input's focus shows on its visible label
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "sample"
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    truth = page.evaluate("document.activeElement.dataset.number")
+    page.keyboard.press("Enter")
+    reading(page)
+    assert page.text_content("#verdict").endswith(f"the photo shows {truth}.")
+    count = page.locator(".sample").count()
+    for _ in range(count - 1):
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "sample"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "read"
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    page.keyboard.press("Enter")  # nothing drawn yet: the page says so
+    page.wait_for_selector("#error:not([hidden])")
+    assert "Draw a number" in page.text_content("#error")
+
+
+def test_page_has_no_inline_code(page, live_server):
+    # Every test here runs under the app's policy; a violation fails it as a console error.
+    response = page.goto(live_server + "/")
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "unsafe-inline" not in policy
+    html = response.text()
+    assert " style=" not in html and "<style" not in html
+    assert page.locator("script:not([src])").count() == 0
