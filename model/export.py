@@ -24,8 +24,8 @@ RESULTS = ("out", "best_val_number_acc", "best_val_found", "best_epoch", "confid
 
 
 def is_locator(trained: dict) -> bool:
-    """A localiser's run (model.train_locator) records the width of its heads; a reader's run does not."""
-    return "head" in trained
+    """A localiser's run (model.train_locator) records its heads' width and its "found" score; a reader's run neither."""
+    return "head" in trained or "best_val_found" in trained
 
 
 def export(checkpoint: Path, out: Path, quantize: str = "none") -> None:

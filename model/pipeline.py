@@ -18,7 +18,8 @@ from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL, Locator, Reader, Readi
 
 CANDIDATES = 3  # regions read per picture: the reader costs well under a millisecond each
 MARGINS = (0.2, 0.3, 0.45)  # per side, in box sizes: the reader was trained on crops with 10-50%
-ZOOM = 3.0  # the second look's window, in box sizes
+ZOOM = 3.0
+LOOKS = 3  # a number in a photo within a wide scene: the scene, then the photo, then the number  # the second look's window, in box sizes
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,9 @@ class Pipeline:
         boxes, model_ms = self.locator.find(image, limit=CANDIDATES)
         candidates = []
         for score, box in boxes:
-            box, score, ms = self.refine(image, box, score)
-            model_ms += ms
+            for _ in range(LOOKS - 1):
+                box, score, ms = self.refine(image, box, score)
+                model_ms += ms
             reading = self.reader.read(image) if fills(box, image) else self.read_box(image, box)
             model_ms += reading.model_ms
             candidates.append(Candidate(box, score, reading))

@@ -101,14 +101,14 @@ def failure_montage(readings: list[dict], data: Path, path: Path, count: int = 2
 def boxes_montage(readings: list[dict], data: Path, path: Path, count: int = 12) -> None:
     """The first `count` whole test photos with the answer's box and the true union box drawn on them."""
     samples = {s.path.name: s for s in load_samples(data)}
-    tile, cols = 192, 4
-    sheet = Image.new("RGB", (cols * tile, -(-count // cols) * (tile + 16)), "white")
+    tile, tile_h, cols = 192, 120, 4
+    sheet = Image.new("RGB", (cols * tile, -(-count // cols) * (tile_h + 16)), "white")
     draw = ImageDraw.Draw(sheet)
     for i, r in enumerate(readings[:count]):
         sample = samples[r["image"]]
         with Image.open(sample.path) as image:
             photo = image.convert("RGB")
-        scale = min(tile / photo.width, tile / photo.height)
+        scale = min((tile - 4) / photo.width, tile_h / photo.height)
         photo = photo.resize((max(1, int(photo.width * scale)), max(1, int(photo.height * scale))))
         marks = ImageDraw.Draw(photo)
         left, top, width, height = union_box(list(sample.boxes))
@@ -116,9 +116,9 @@ def boxes_montage(readings: list[dict], data: Path, path: Path, count: int = 12)
         if r["box"]:
             left, top, width, height = r["box"]
             marks.rectangle([left * scale, top * scale, (left + width) * scale, (top + height) * scale], outline=(0, 200, 0), width=2)
-        x, y = (i % cols) * tile, (i // cols) * (tile + 16)
+        x, y = (i % cols) * tile, (i // cols) * (tile_h + 16)
         sheet.paste(photo, (x, y))
-        draw.text((x + 2, y + tile + 2), f"{r['truth']} read {r['read'] or '(none)'}", fill="black")
+        draw.text((x + 2, y + tile_h + 2), f"{r['truth']} read {r['read'] or '(none)'}", fill="black")
     sheet.save(path)
 
 
