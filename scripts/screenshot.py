@@ -1,5 +1,5 @@
 """Take the README's screenshots: the page in Debian's Chromium after reading a real SVHN photo
-(test photo 2, cropped around its number as in the crop protocol), at desktop width and at the
+(test photo 2, whole, with the box the localiser found), at desktop width and at the
 width of a small phone (360 CSS pixels).
 
     apt-get install chromium    # Playwright drives it; requirements-dev.txt has playwright
@@ -18,7 +18,6 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from model.data import load_samples  # noqa: E402
-from model.preprocess import protocol_crop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -42,7 +41,7 @@ def main(out_dir: str, port: int = 8765) -> None:
                 time.sleep(0.2)
         sample = load_samples(ROOT / "tests/fixtures/svhn_test")[1]
         photo = Path(tempfile.mkdtemp()) / "house-210.jpg"
-        protocol_crop(Image.open(sample.path).convert("RGB"), list(sample.boxes)).save(photo, quality=95)
+        Image.open(sample.path).convert("RGB").save(photo, quality=95)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
             for name, (viewport, full_page) in SHOTS.items():
