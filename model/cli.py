@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import MISSING, fields
 
 
@@ -22,3 +23,9 @@ def parse_config(config_class, description: str):
     args = vars(parser.parse_args())
     quiet = args.pop("quiet")
     return config_class(**args), quiet
+
+
+def run(config_class, train, description: str) -> None:
+    """A training script's main: flags -> Config -> train -> its record printed as JSON."""
+    config, quiet = parse_config(config_class, description)
+    print(json.dumps(train(config, verbose=2 if quiet else 1), indent=2))

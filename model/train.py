@@ -12,11 +12,8 @@ the crop protocol after every epoch; the best epoch on it is kept. Everything go
 """
 from __future__ import annotations
 
-import json
 import os
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
@@ -26,9 +23,10 @@ import numpy as np
 from PIL import Image
 
 from model.augment import augmented_input
-from model.cli import parse_config
-from model.data import MAX_DIGITS, Sample, load_samples, split
+from model.cli import run
+from model.data import MAX_DIGITS, Sample
 from model.decode import BLANK, confidence_threshold, decode_batch
+from model.fitting import SeededBatches, compile_model, fit, save_record, training_photos
 from model.handwriting import Handwriting, load_mnist
 from model.net import WIDTHS, build_model
 from model.pseudo import load_pseudo_labels, pseudo_photos
@@ -46,28 +44,18 @@ def labels_of(digits: tuple[int, ...]) -> tuple[int, np.ndarray]:
     return len(digits), sequence
 
 
-class Batches(keras.utils.PyDataset):
-    """Endless fresh augmentations: batch i of epoch e is drawn from a generator seeded by (seed, e, i).
-
-    Each example comes from one source, picked with the source's share: a source draws a
+class Batches(SeededBatches):
+    """Each example comes from one source, picked with the source's share: a source draws a
     picture, its digits and the digits' union box; augmentation then jitters a crop around it.
     """
 
     def __init__(self, sources: list[tuple[float, Source]], batch: int, steps: int, seed: int):
-        super().__init__()
+        super().__init__(batch, steps, seed)
         shares = np.array([share for share, _ in sources], dtype=np.float64)
         self.shares, self.sources = shares / shares.sum(), [source for _, source in sources]
-        self.batch, self.steps, self.seed = batch, steps, seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
 
     def __getitem__(self, index: int):
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self.rng(index)
         x = np.empty((self.batch, *INPUT_SHAPE), np.float32)
         length = np.empty(self.batch, np.int32)
         digits = np.empty((self.batch, MAX_DIGITS), np.int32)
@@ -159,51 +147,21 @@ def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tu
 
 def train(config: Config, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(config.seed)
-    root = Path(config.data)
-    folder = root / "train" if (root / "train").is_dir() else root
-    readable = [s for s in load_samples(folder) if len(s.digits) <= MAX_DIGITS]  # drops 1 in 33,402 of SVHN train
-    train_samples, val_samples = split(readable, config.val_fraction, config.seed)
-    images = {s.path: Image.open(s.path).convert("L") for s in train_samples + val_samples}
+    folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.seed)
     mix, counts = sources_for(config, train_samples, images)
     batches = Batches(mix, config.batch, config.steps, config.seed)
-    val_x = np.stack([to_input(protocol_crop(images[s.path], list(s.boxes))) for s in val_samples]) if val_samples else None
+    check = None
+    if val_samples:
+        val_x = np.stack([to_input(protocol_crop(images[s.path], list(s.boxes))) for s in val_samples])
+        check = NumberAccuracy(val_x, [s.number for s in val_samples])
 
     model = build_model(tuple(config.widths), config.dense)
-    total = config.epochs * config.steps
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, total, warmup_target=config.lr, warmup_steps=config.steps)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-        loss={"length": "sparse_categorical_crossentropy", "digits": "sparse_categorical_crossentropy"},
-    )
-    out_dir = Path(config.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record = dict(asdict(config), data=str(folder), train_images=len(train_samples), val_images=len(val_samples), **counts)
-    print(json.dumps(record))
-    (out_dir / "train.json").write_text(json.dumps(record, indent=2))  # updated with results at the end
-    callbacks = [keras.callbacks.CSVLogger(str(out_dir / "log.csv"))]
-    validation = NumberAccuracy(val_x, [s.number for s in val_samples]) if val_x is not None else None
-    if validation:
-        callbacks.insert(0, validation)
-        callbacks.append(keras.callbacks.ModelCheckpoint(str(out_dir / "best.keras"), monitor="val_number_acc",
-                                                         mode="max", save_best_only=True))
-    started = time.time()
-    history = model.fit(batches, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
-    model.save(out_dir / "last.keras")
-    if val_x is None:
-        model.save(out_dir / "best.keras")
-    scores = history.history.get("val_number_acc", [])
-    record.update(train_seconds=round(time.time() - started), samples_seen=total * config.batch,
-                  best_val_number_acc=max(scores) if scores else None,
-                  best_epoch=int(np.argmax(scores)) + 1 if scores else None,
-                  confidence_threshold=validation.threshold() if validation else None)
-    (out_dir / "train.json").write_text(json.dumps(record, indent=2))
-    return record
-
-
-def main() -> None:
-    config, quiet = parse_config(Config, __doc__)
-    print(json.dumps(train(config, verbose=2 if quiet else 1), indent=2))
+    compile_model(model, config, {"length": "sparse_categorical_crossentropy", "digits": "sparse_categorical_crossentropy"})
+    record = fit(model, batches, config, dict(data=str(folder), train_images=len(train_samples),
+                                              val_images=len(val_samples), **counts), check, "val_number_acc", verbose)
+    record["confidence_threshold"] = check.threshold() if check else None
+    return save_record(config, record)
 
 
 if __name__ == "__main__":
-    main()
+    run(Config, train, __doc__)

@@ -10,11 +10,8 @@ under. That threshold becomes the "found" threshold of the model card.
 """
 from __future__ import annotations
 
-import json
 import os
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -23,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from model.augment import damage
-from model.cli import parse_config
-from model.data import MAX_DIGITS, load_samples, split
+from model.cli import run
+from model.fitting import SeededBatches, compile_model, fit, save_record, training_photos
 from model.handwriting import Handwriting, load_mnist
 from model.heatmap import CHANNELS, GRID, LOCATOR_SIZE, decode, encode, iou, letterbox, locator_input
 from model.locator_net import HEAD, WIDTHS, build_locator, locator_loss
@@ -36,21 +33,15 @@ FALSE_ALARMS = 0.025  # share of digit-free validation pictures allowed to score
 HIT_IOU = 0.5  # a found box is right when it overlaps the true number box this much
 
 
-class PictureBatches(keras.utils.PyDataset):
-    """Endless fresh pictures: batch i of epoch e is drawn from a generator seeded by (seed, e, i)."""
+class PictureBatches(SeededBatches):
+    """Batches of pictures (model/scenes.py), letterboxed, photometrically damaged, with heat-map targets."""
 
     def __init__(self, pictures: Pictures, batch: int, steps: int, seed: int):
-        super().__init__()
-        self.pictures, self.batch, self.steps, self.seed, self.epoch = pictures, batch, steps, seed, 0
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
+        super().__init__(batch, steps, seed)
+        self.pictures = pictures
 
     def __getitem__(self, index: int):
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self.rng(index)
         x = np.empty((self.batch, LOCATOR_SIZE, LOCATOR_SIZE, 1), np.float32)
         y = np.empty((self.batch, GRID, GRID, CHANNELS), np.float32)
         for i in range(self.batch):
@@ -118,52 +109,18 @@ def validation_pictures(val_samples, images, seed: int):
 
 def train(config: Config, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(config.seed)
-    root = Path(config.data)
-    folder = root / "train" if (root / "train").is_dir() else root
-    readable = [s for s in load_samples(folder) if len(s.digits) <= MAX_DIGITS]
-    train_samples, val_samples = split(readable, config.val_fraction, config.seed)
-    images = {s.path: Image.open(s.path).convert("L") for s in train_samples + val_samples}
-    writer = None
-    if config.mnist:
-        digits, labels = load_mnist(config.mnist, "train")
-        writer = Handwriting(digits, labels)
-    pictures = Pictures(train_samples, images, writer)
-    batches = PictureBatches(pictures, config.batch, config.steps, config.seed)
+    folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.seed)
+    writer = Handwriting(*load_mnist(config.mnist, "train")) if config.mnist else None
+    batches = PictureBatches(Pictures(train_samples, images, writer), config.batch, config.steps, config.seed)
+    check = LocatorCheck(*validation_pictures(val_samples, images, config.seed)) if val_samples else None
 
     model = build_locator(tuple(config.widths), config.head)
-    total = config.epochs * config.steps
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, total, warmup_target=config.lr, warmup_steps=config.steps)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4), loss=locator_loss)
-    out_dir = Path(config.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record = dict(asdict(config), data=str(folder), train_images=len(train_samples), val_images=len(val_samples),
-                  params=model.count_params())
-    print(json.dumps(record))
-    (out_dir / "train.json").write_text(json.dumps(record, indent=2))
-    callbacks = [keras.callbacks.CSVLogger(str(out_dir / "log.csv"))]
-    check = None
-    if val_samples:
-        check = LocatorCheck(*validation_pictures(val_samples, images, config.seed))
-        callbacks = [check, *callbacks, keras.callbacks.ModelCheckpoint(
-            str(out_dir / "best.keras"), monitor="val_found", mode="max", save_best_only=True)]
-    started = time.time()
-    history = model.fit(batches, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
-    model.save(out_dir / "last.keras")
-    if check is None:
-        model.save(out_dir / "best.keras")
-    found = history.history.get("val_found", [])
-    record.update(train_seconds=round(time.time() - started), samples_seen=total * config.batch,
-                  best_val_found=max(found) if found else None,
-                  best_epoch=int(np.argmax(found)) + 1 if found else None,
-                  found_threshold=check.best_threshold if check else None)
-    (out_dir / "train.json").write_text(json.dumps(record, indent=2))
-    return record
-
-
-def main() -> None:
-    config, quiet = parse_config(Config, __doc__)
-    print(json.dumps(train(config, verbose=2 if quiet else 1), indent=2))
+    compile_model(model, config, locator_loss)
+    record = fit(model, batches, config, dict(data=str(folder), train_images=len(train_samples), val_images=len(val_samples),
+                                              params=model.count_params()), check, "val_found", verbose)
+    record["found_threshold"] = check.best_threshold if check else None
+    return save_record(config, record)
 
 
 if __name__ == "__main__":
-    main()
+    run(Config, train, __doc__)

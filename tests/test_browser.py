@@ -19,7 +19,6 @@ from PIL import Image
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from model.preprocess import protocol_crop
-from tests.conftest import encode
 
 CHROMIUM = Path("/usr/bin/chromium")
 HERSHEY = Path(__file__).parent / "fixtures" / "hershey_digits.json"
