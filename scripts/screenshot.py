@@ -53,8 +53,11 @@ def main(out_dir: str, port: int = 8765) -> None:
                 page.set_input_files("#file", str(photo))
                 page.wait_for_selector("#reading:not([hidden])")
                 # The phone page scrolls smoothly to the result; wait until it is there.
+                # (or as far as the page goes, when the result is near its end).
                 page.wait_for_function("() => Math.abs(document.getElementById('result').getBoundingClientRect().top"
-                                       " - (innerWidth < 800 ? 8 : 0)) < 2 || innerWidth >= 800")
+                                       " - (innerWidth < 800 ? 8 : 0)) < 2 || innerWidth >= 800"
+                                       " || innerHeight + scrollY >= document.documentElement.scrollHeight - 1")
+                page.wait_for_timeout(300)  # the smooth scroll's last frames
                 path = Path(out_dir) / name
                 page.screenshot(path=str(path), full_page=full_page)
                 print(f"{path}: read {page.text_content('#number')!r}; console errors: {problems or 'none'}")
