@@ -93,6 +93,7 @@ class Config:
     val_fraction: float = 0.1  # the same held-out photos as model.train with the same seed
     widths: tuple[int, ...] = WIDTHS
     head: int = HEAD  # channels of the upward path and the heads
+    start: str | None = None  # a .keras checkpoint to go on training from (widths and head then come from it)
     seed: int = 1234
 
 
@@ -114,7 +115,7 @@ def train(config: Config, verbose: int = 1) -> dict:
     batches = PictureBatches(Pictures(train_samples, images, writer), config.batch, config.steps, config.seed)
     check = LocatorCheck(*validation_pictures(val_samples, images, config.seed)) if val_samples else None
 
-    model = build_locator(tuple(config.widths), config.head)
+    model = keras.models.load_model(config.start, compile=False) if config.start else build_locator(tuple(config.widths), config.head)
     compile_model(model, config, locator_loss)
     record = fit(model, batches, config, dict(data=str(folder), train_images=len(train_samples), val_images=len(val_samples),
                                               params=model.count_params()), check, "val_found", verbose)
