@@ -27,6 +27,8 @@ DEFAULTS = {
     "MODEL_PATH": str(DEFAULT_MODEL),
     "MAX_CONTENT_LENGTH": 10_000_000,  # bytes per request (env MAX_UPLOAD_BYTES)
     "MAX_IMAGE_PIXELS": 40_000_000,  # width x height of one image (env MAX_IMAGE_PIXELS)
+    "RATE_LIMIT": "",  # per client on /predict, e.g. "60/minute"; empty: none (app/limits.py)
+    "TRUSTED_PROXIES": 0,  # proxies in front whose X-Forwarded-For is believed (Heroku: 1)
 }
 
 
@@ -38,15 +40,22 @@ def create_app(config: dict | None = None) -> Flask:
             ("MODEL_PATH", "MODEL_PATH", str),
             ("MAX_CONTENT_LENGTH", "MAX_UPLOAD_BYTES", int),
             ("MAX_IMAGE_PIXELS", "MAX_IMAGE_PIXELS", int),
+            ("RATE_LIMIT", "RATE_LIMIT", str),
+            ("TRUSTED_PROXIES", "TRUSTED_PROXIES", int),
         ) if env in os.environ}
     )
+    # Flask reads FLASK_DEBUG from the environment; no environment turns debug on here, so a stray
+    # variable on the server cannot expose the debugger or tracebacks. Only code (tests) can.
+    app.config["DEBUG"] = False
     app.config.update(config or {})
     app.extensions["reader"] = Reader(app.config["MODEL_PATH"])
     # HTTPS is the platform's job (Heroku's router terminates TLS), so no redirect here.
     Talisman(app, force_https=False, content_security_policy=CONTENT_SECURITY_POLICY,
              referrer_policy="no-referrer", frame_options="DENY", session_cookie_secure=False)
 
-    from app import api, pages
+    from app import api, limits, pages
+
+    limits.init_app(app)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
@@ -54,7 +63,8 @@ def create_app(config: dict | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         # Every error is JSON with a plain message: 413 from MAX_CONTENT_LENGTH, 404, 405, ...
-        messages = {413: f"The upload is larger than the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes."}
+        messages = {413: f"The upload is larger than the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes.",
+                    429: f"Too many requests from this address (limit: {error.description}); try again later."}
         return jsonify(error=messages.get(error.code, error.description)), error.code
 
     @app.errorhandler(Exception)
