@@ -53,19 +53,22 @@ def create_app(config: dict | None = None) -> Flask:
     Talisman(app, force_https=False, content_security_policy=CONTENT_SECURITY_POLICY,
              referrer_policy="no-referrer", frame_options="DENY", session_cookie_secure=False)
 
-    from app import api, limits, pages
+    from app import api, limits, openapi, pages
 
     limits.init_app(app)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         # Every error is JSON with a plain message: 413 from MAX_CONTENT_LENGTH, 404, 405, ...
         messages = {413: f"The upload is larger than the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes.",
                     429: f"Too many requests from this address (limit: {error.description}); try again later."}
-        return jsonify(error=messages.get(error.code, error.description)), error.code
+        # Keep the exception's own headers but its HTML type: a 405 must still list the Allow-ed methods.
+        headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+        return jsonify(error=messages.get(error.code, error.description)), error.code, headers
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
