@@ -1,10 +1,11 @@
 """Flask application factory: loads the frozen model once and registers the page and the API."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask, Request, jsonify
 from flask_talisman import Talisman
 from werkzeug.exceptions import HTTPException
 
@@ -32,8 +33,17 @@ DEFAULTS = {
 }
 
 
+class InMemoryRequest(Request):
+    """Werkzeug spools multipart files above 500 kB to a temporary file: uploads stay in memory here,
+    so no image is ever written to disk. MAX_CONTENT_LENGTH bounds them."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        return io.BytesIO()
+
+
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, static_folder=str(ROOT / "static"), template_folder=str(ROOT / "templates"))
+    app.request_class = InMemoryRequest
     app.config.update(DEFAULTS)
     app.config.update(
         {key: cast(os.environ[env]) for key, env, cast in (

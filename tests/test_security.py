@@ -1,5 +1,8 @@
 """Rate limit (off by default, on by environment), no debug from the environment, no leak from an internal fault."""
+import io
+
 import pytest
+from flask import request
 
 from app import ROOT, create_app
 
@@ -55,3 +58,10 @@ def test_internal_fault_is_json_500_without_trace_or_path(app, client, photo, mo
     text = response.get_data(as_text=True)
     assert set(response.get_json()) == {"error"}
     assert "Traceback" not in text and str(ROOT) not in text and "runtime.py" not in text and "RuntimeError" not in text
+
+
+def test_uploads_are_never_spooled_to_disk(app):
+    # Werkzeug's own request would write this 2 MB multipart file to a temporary file.
+    big = io.BytesIO(b"\0" * 2_000_000)
+    with app.test_request_context("/predict", method="POST", data={"image": (big, "big.png")}):
+        assert isinstance(request.files["image"].stream, io.BytesIO)
