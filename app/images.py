@@ -28,10 +28,11 @@ DECODE_SIDE = 1024
 # conversion, each of which would copy the full picture: a 40-megapixel RGBA PNG of a few kB would
 # otherwise take some 700 MB to flatten, more than a 512 MB dyno has.
 MAX_SIDE = 2 * DECODE_SIDE
-# Even so, decoding takes up to about 8 bytes per pixel (an RGBA PNG and its premultiplied copy for
-# shrinking), so a worker decodes one picture above this size at a time, whatever its threads.
+# Even so, decoding takes up to about 7 bytes per pixel (HEIC: libheif's planes and Pillow's copy),
+# so a worker decodes one picture above this size at a time, whatever its threads.
 LARGE_PIXELS = 4_000_000
 _one_large_at_a_time = threading.Lock()
+REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F", "CMYK", "YCbCr")  # modes Image.reduce() takes
 # Bytes that begin like one of FORMATS but do not open are a damaged file (400), not another format (415).
 SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 
@@ -80,13 +81,21 @@ def looks_like_ours(data: bytes) -> bool:
 
 
 def shrink(image: Image.Image) -> Image.Image:
-    """At most MAX_SIDE pixels per side, by box averaging; "1" and "P" images keep their mode (nearest)."""
-    if max(image.size) <= MAX_SIDE:
+    """At most MAX_SIDE pixels per side, by averaging whole blocks of pixels."""
+    factor = -(-max(image.size) // MAX_SIDE)
+    if factor < 2:
         return image
     if image.mode == "1":  # averaging keeps thin strokes that nearest-neighbour would drop; same memory
         image = image.convert("L")
-    image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BOX, reducing_gap=None)
-    return image
+    if image.mode not in REDUCIBLE:  # palette (nearest: averaging indices means nothing) and 16-bit grey
+        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BOX, reducing_gap=None)
+        return image
+    # Band by band: reduce() premultiplies RGBA into a copy, which should be one band, not the picture.
+    band = factor * 64
+    small = Image.new(image.mode, (-(-image.width // factor), -(-image.height // factor)))
+    for top in range(0, image.height, band):
+        small.paste(image.crop((0, top, image.width, min(top + band, image.height))).reduce(factor), (0, top // factor))
+    return small
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

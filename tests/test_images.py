@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.images import MAX_SIDE, ImageError, decode_image
+from app.images import MAX_SIDE, ImageError, decode_image, shrink
 from tests.conftest import FIXTURES, encode
 
 # SVHN test photo 11 ("34") stored sideways with the rotation an iPhone writes (scripts/make_heic_fixture.py).
@@ -118,13 +118,19 @@ def test_truncated_heic_and_webp_are_400():
 
 
 def test_big_transparent_png_is_shrunk_and_flattened():
-    # 6000 x 3000 RGBA of a few kB: decoded, it is shrunk before flattening, so it costs little memory.
+    # 6000 x 3000 RGBA of a few kB: decoded, it is shrunk (band by band) before flattening, so it costs little memory.
     drawing = Image.new("RGBA", (6000, 3000), (0, 0, 0, 0))
     drawing.paste((0, 0, 0, 255), (2000, 1000, 4000, 2000))
     out = decode_image(encode(drawing), 40_000_000)
-    assert out.mode == "RGB" and out.size == (MAX_SIDE, MAX_SIDE // 2)
+    assert out.mode == "RGB" and out.size == (2000, 1000) and max(out.size) <= MAX_SIDE
     pixels = np.asarray(out)
-    assert pixels[10, 10].tolist() == [255, 255, 255] and pixels[MAX_SIDE // 4, MAX_SIDE // 2].tolist() == [0, 0, 0]
+    assert (pixels[:333] == 255).all() and (pixels[:, :666] == 255).all()  # transparent: white
+    assert (pixels[334:666, 667:1333] == 0).all()  # the opaque block, across several bands: black
+
+
+def test_shrinking_band_by_band_equals_reducing_at_once():
+    noise = Image.fromarray(np.random.default_rng(3).integers(0, 255, (500, MAX_SIDE * 2 + 5, 4), dtype=np.uint8))
+    assert np.array_equal(np.asarray(shrink(noise.copy())), np.asarray(noise.reduce(3)))
 
 
 def test_damaged_files_of_every_format_give_a_4xx_or_a_picture():
