@@ -188,7 +188,10 @@ def main() -> None:
     print(f"latency: p50 {percentile(latencies, 50):.1f} ms  p95 {percentile(latencies, 95):.1f} ms  "
           f"p99 {percentile(latencies, 99):.1f} ms  max {max(latencies):.1f} ms")
     print(f"errors: {errors[0]}")
-    print(f"server CPU: {cpu * 1000 / len(latencies):.2f} ms per request (all workers, user + system)")
+    if set(booted) == set(end):
+        print(f"server CPU: {cpu * 1000 / len(latencies):.2f} ms per request (all workers, user + system)")
+    else:
+        print("server CPU: not measured (workers were recycled; --max-requests 0 to measure)")
     print(f"master: RSS {master_rss:.1f} MB")
     for pid in sorted(set(booted) | set(end)):
         boot, before, after = booted.get(pid), warm.get(pid), end.get(pid)
