@@ -1,15 +1,30 @@
-"""gunicorn settings, read by the Procfile's command (Heroku) and by `make run`."""
+"""gunicorn settings, read by the Procfile's command (Heroku) and by `make run`.
+
+Chosen from `python -m bench.load` and `python -m bench.peak` on the project's 2-core machine (figures
+in the README, "Load"): a read costs about 2 ms of CPU whatever the workers and threads, a worker
+holds about 75 MB and does not grow over 30,000 requests, and the costliest picture the limits let
+in takes a worker to about 250 MB for the moment it is decoded.
+"""
 import os
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# Each worker loads its own LiteRT interpreter (~50 MB) at start; two fit a 512 MB dyno easily.
+# One worker per core: the work is CPU-bound numpy/Pillow/LiteRT, so more processes only add memory
+# (75 MB each). Two workers and the master take about 180 MB of a 512 MB dyno, which leaves room for
+# one worst-case picture per worker (app/images.py decodes one large picture at a time per worker).
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# A second thread answers /healthz and receives the next upload while the first reads an image.
+# A second thread receives the next upload and answers /healthz while the first reads an image;
+# more threads did not raise throughput (the CPU is the limit) and each may hold a decoded picture.
 threads = int(os.environ.get("GUNICORN_THREADS", "2"))
-# A read takes milliseconds; anything near 30 s is a stuck worker (Heroku's router gives up at 30 s).
+# A read takes milliseconds (half a second for a 25-megapixel HEIC); anything near 30 s is a stuck
+# worker, and Heroku's router gives up at 30 s anyway.
 timeout = 30
 graceful_timeout = 10
-# Recycle workers now and then so slow leaks in native libraries cannot build up.
-max_requests = 2000
-max_requests_jitter = 200
+# Memory did not grow over 30,000 requests, so recycling is insurance against slow leaks in native
+# libraries (LiteRT, libheif, Pillow's decoders) on paths the load test does not take. At full load
+# (about 600 requests/s here) a worker restarts about every 35 s and its 0.5 s start is lost in the noise;
+# the jitter keeps the two workers from restarting together.
+max_requests = 10000
+max_requests_jitter = 1000
+# Never the reloader or debug mode: nothing here turns them on, and create_app ignores FLASK_DEBUG.
+reload = False
 accesslog = "-"  # method, path, status and size only: images are never logged

@@ -1,10 +1,11 @@
 """Flask application factory: loads the frozen models once and registers the page and the API."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask, Request, jsonify
 from flask_talisman import Talisman
 from werkzeug.exceptions import HTTPException
 
@@ -28,12 +29,25 @@ DEFAULTS = {
     "MODEL_PATH": str(DEFAULT_MODEL),
     "LOCATOR_PATH": str(DEFAULT_LOCATOR),
     "MAX_CONTENT_LENGTH": 10_000_000,  # bytes per request (env MAX_UPLOAD_BYTES)
-    "MAX_IMAGE_PIXELS": 40_000_000,  # width x height of one image (env MAX_IMAGE_PIXELS)
+    # width x height of one image (env MAX_IMAGE_PIXELS): a 24-megapixel phone photo passes, and the
+    # costliest picture allowed (HEIC) takes a worker to about 250 MB while it is decoded (bench/peak.py).
+    "MAX_IMAGE_PIXELS": 25_000_000,
+    "RATE_LIMIT": "",  # per client on /predict, e.g. "60/minute"; empty: none (app/limits.py)
+    "TRUSTED_PROXIES": 0,  # proxies in front whose X-Forwarded-For is believed (Heroku: 1)
 }
+
+
+class InMemoryRequest(Request):
+    """Werkzeug spools multipart files above 500 kB to a temporary file: uploads stay in memory here,
+    so no image is ever written to disk. MAX_CONTENT_LENGTH bounds them."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        return io.BytesIO()
 
 
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, static_folder=str(ROOT / "static"), template_folder=str(ROOT / "templates"))
+    app.request_class = InMemoryRequest
     app.config.update(DEFAULTS)
     app.config.update(
         {key: cast(os.environ[env]) for key, env, cast in (
@@ -41,24 +55,35 @@ def create_app(config: dict | None = None) -> Flask:
             ("LOCATOR_PATH", "LOCATOR_PATH", str),
             ("MAX_CONTENT_LENGTH", "MAX_UPLOAD_BYTES", int),
             ("MAX_IMAGE_PIXELS", "MAX_IMAGE_PIXELS", int),
+            ("RATE_LIMIT", "RATE_LIMIT", str),
+            ("TRUSTED_PROXIES", "TRUSTED_PROXIES", int),
         ) if env in os.environ}
     )
+    # Flask reads FLASK_DEBUG from the environment; no environment turns debug on here, so a stray
+    # variable on the server cannot expose the debugger or tracebacks. Only code (tests) can.
+    app.config["DEBUG"] = False
     app.config.update(config or {})
     app.extensions["pipeline"] = Pipeline(app.config["MODEL_PATH"], app.config["LOCATOR_PATH"])
     # HTTPS is the platform's job (Heroku's router terminates TLS), so no redirect here.
     Talisman(app, force_https=False, content_security_policy=CONTENT_SECURITY_POLICY,
              referrer_policy="no-referrer", frame_options="DENY", session_cookie_secure=False)
 
-    from app import api, pages
+    from app import api, limits, openapi, pages
+
+    limits.init_app(app)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         # Every error is JSON with a plain message: 413 from MAX_CONTENT_LENGTH, 404, 405, ...
-        messages = {413: f"The upload is larger than the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes."}
-        return jsonify(error=messages.get(error.code, error.description)), error.code
+        messages = {413: f"The upload is larger than the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes.",
+                    429: f"Too many requests from this address (limit: {error.description}); try again later."}
+        # Keep the exception's own headers but its HTML type: a 405 must still list the Allow-ed methods.
+        headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+        return jsonify(error=messages.get(error.code, error.description)), error.code, headers
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -6,16 +6,35 @@ Errors carry the HTTP status the web layer should answer with, so bad input beco
 from __future__ import annotations
 
 import io
+import threading
+from contextlib import nullcontext
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+# iPhones save HEIC by default. libheif applies the photo's rotation while decoding and resets its
+# EXIF orientation to 1, so exif_transpose below does not turn it twice. Embedded thumbnails are
+# never read in place of the photo.
+pillow_heif.register_heif_opener(thumbnails=False)
 
 # Raster formats a browser or phone sends ("JPEG" includes the multi-picture MPO files of many
 # phones); anything else (SVG, PDF, TIFF, ...) is refused as not an image.
-FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
+FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "HEIF")
 # Big photos are decoded at a reduced scale where the format allows it (JPEG's DCT scaling):
 # the network reads a 64x64 crop, so more than this many pixels per side is wasted work.
 DECODE_SIDE = 1024
+# Other formats decode at full size; they are shrunk to this many pixels per side before any colour
+# conversion, each of which would copy the full picture: a 40-megapixel RGBA PNG of a few kB would
+# otherwise take some 700 MB to flatten, more than a 512 MB dyno has.
+MAX_SIDE = 2 * DECODE_SIDE
+# Even so, decoding takes up to about 7 bytes per pixel (HEIC: libheif's planes and Pillow's copy),
+# so a worker decodes one picture above this size at a time, whatever its threads.
+LARGE_PIXELS = 4_000_000
+_one_large_at_a_time = threading.Lock()
+REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F", "CMYK", "YCbCr")  # modes Image.reduce() takes
+# Bytes that begin like one of FORMATS but do not open are a damaged file (400), not another format (415).
+SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 
 
 class ImageError(ValueError):
@@ -34,24 +53,54 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     except Image.DecompressionBombError:  # Pillow's own ceiling, far above ours: a bomb
         raise ImageError(413, f"The image declares more pixels than the limit of {max_pixels:,}.") from None
     except UnidentifiedImageError:
-        raise ImageError(415, "This is not an image we can read. Send a PNG, JPEG, GIF, WebP or BMP file.") from None
+        if looks_like_ours(data):  # a header that declares no pixels (0x0) lands here too
+            raise ImageError(400, "The image file is damaged, truncated or has no pixels.") from None
+        raise ImageError(415, "This is not an image we can read. Send a PNG, JPEG, HEIC, GIF, WebP or BMP file.") from None
+    except (OSError, ValueError, SyntaxError, EOFError):  # a format's own check of its header failed
+        raise ImageError(400, "The image file is damaged, truncated or has no pixels.") from None
     width, height = image.size
     if width < 1 or height < 1:
         raise ImageError(400, "The image has no pixels.")
     if width * height > max_pixels:
         raise ImageError(413, f"The image has {width}x{height} pixels; the limit is {max_pixels:,} pixels.")
+    large = width * height > LARGE_PIXELS and image.format != "JPEG"  # JPEG decodes at reduced scale
     try:
-        image.draft("RGB", (DECODE_SIDE, DECODE_SIDE))
-        image.load()
-        drafted = image.size
-        image = ImageOps.exif_transpose(image)
-        if image.size != drafted:  # turned a quarter: the original's sides swap too
-            width, height = height, width
-        image = to_rgb(image)
-        image.info["original_size"] = (width, height)
-        return image
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        with _one_large_at_a_time if large else nullcontext():
+            image.draft("RGB", (DECODE_SIDE, DECODE_SIDE))
+            image.load()
+            drafted = image.size
+            ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of an upright picture
+            if image.size != drafted:  # turned a quarter: the original's sides swap too
+                width, height = height, width
+            image = to_rgb(shrink(image))
+            image.info["original_size"] = (width, height)
+            return image
+    # libheif reports damage (and sizes past its own safety limits) as RuntimeError.
+    except (OSError, ValueError, SyntaxError, EOFError, RuntimeError, Image.DecompressionBombError):
         raise ImageError(400, "The image file is damaged or truncated.") from None
+
+
+def looks_like_ours(data: bytes) -> bool:
+    return (data.startswith(SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+            or pillow_heif.get_file_mimetype(data[:12]) in ("image/heic", "image/heif"))
+
+
+def shrink(image: Image.Image) -> Image.Image:
+    """At most MAX_SIDE pixels per side, by averaging whole blocks of pixels."""
+    factor = -(-max(image.size) // MAX_SIDE)
+    if factor < 2:
+        return image
+    if image.mode == "1":  # averaging keeps thin strokes that nearest-neighbour would drop; same memory
+        image = image.convert("L")
+    if image.mode not in REDUCIBLE:  # palette (nearest: averaging indices means nothing) and 16-bit grey
+        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BOX, reducing_gap=None)
+        return image
+    # Band by band: reduce() premultiplies RGBA into a copy, which should be one band, not the picture.
+    band = factor * 64
+    small = Image.new(image.mode, (-(-image.width // factor), -(-image.height // factor)))
+    for top in range(0, image.height, band):
+        small.paste(image.crop((0, top, image.width, min(top + band, image.height))).reduce(factor), (0, top // factor))
+    return small
 
 
 def original_size(image: Image.Image) -> tuple[int, int]:
@@ -65,7 +114,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         pixels = np.asarray(image, dtype=np.float64) / 257.0
         image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, "white")  # alpha-compositing onto white, with one picture-sized copy
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return image if image.mode == "RGB" else image.convert("RGB")

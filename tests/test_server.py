@@ -1,4 +1,6 @@
 """The real server: gunicorn started with the Procfile's own command, called over HTTP."""
+import base64
+import http.client
 import json
 import os
 import shlex
@@ -8,17 +10,21 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from model.preprocess import protocol_crop
-from tests.conftest import encode
+from tests.conftest import FIXTURES, encode
 from tests.test_api import CROP_FLOOR
+from tests.test_images import HEIC, png_header
 
 ROOT = Path(__file__).resolve().parent.parent
+UPLOAD_LIMIT = 2_000_000  # the server's MAX_UPLOAD_BYTES here, so the oversized upload stays small
 
 
 def free_port() -> int:
@@ -31,7 +37,7 @@ def free_port() -> int:
 def server():
     command = next(line.split(":", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
     port = free_port()
-    env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY="1",
+    env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY="1", MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     process = subprocess.Popen(shlex.split(command), cwd=ROOT, env=env, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -82,3 +88,79 @@ def test_bad_upload_over_http_is_a_json_4xx(server):
         urllib.request.urlopen(request, timeout=10)
     assert caught.value.code == 415
     assert "error" in json.load(caught.value)
+
+
+def multipart(field: str, data: bytes, filename: str = "upload") -> tuple[bytes, str]:
+    boundary = "hostile-matrix-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def hostile_matrix() -> list[tuple[str, bytes, str, int]]:
+    """(case, body, content type, expected status): the issue's list of bad and odd inputs, each one."""
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    png, jpeg = encode(photo, "PNG"), encode(photo, "JPEG")
+    frames = [Image.new("L", (16, 16), v) for v in (0, 255)]
+    ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
+    as_json = lambda value: json.dumps(value).encode()  # noqa: E731
+    return [
+        ("empty body", b"", "", 400),
+        ("empty image body", b"", "image/png", 400),
+        ("multipart without the image field", *multipart("photo", png), 400),
+        ("wrong content type", b"hello", "text/plain", 415),
+        ("form-urlencoded", b"image=abc", "application/x-www-form-urlencoded", 415),
+        ("malformed base64", as_json({"image": "data:image/png;base64,@@@"}), "application/json", 400),
+        ("truncated base64", as_json({"image": base64.b64encode(png).decode()[:-3]}), "application/json", 400),
+        ("base64 of a truncated PNG", as_json({"image": base64.b64encode(png[:100]).decode()}), "application/json", 400),
+        ("bad JSON", b"{not json", "application/json", 400),
+        ("JSON number", as_json({"image": 12}), "application/json", 400),
+        ("JSON null", as_json({"image": None}), "application/json", 400),
+        ("JSON list", as_json(["image"]), "application/json", 400),
+        ("JSON nested", as_json({"image": {"data": "x"}}), "application/json", 400),
+        ("data URL of text", as_json({"image": "data:text/plain;base64,aGVsbG8="}), "application/json", 415),
+        ("non-image bytes", b"hello, not a picture", "image/png", 415),
+        ("PDF", b"%PDF-1.4 not an image", "image/png", 415),
+        ("SVG", b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>', "image/svg+xml", 415),
+        ("truncated PNG", png[: len(png) // 2], "image/png", 400),
+        ("truncated JPEG", jpeg[: len(jpeg) // 2], "image/jpeg", 400),
+        ("truncated HEIC", HEIC.read_bytes()[:300], "image/heic", 400),
+        ("0x0 PNG", png_header(0, 0), "image/png", 400),
+        ("decompression bomb", encode(Image.new("1", (30000, 30000))), "image/png", 413),
+        ("upload above the size limit", b"\0" * (UPLOAD_LIMIT + 1), "image/png", 413),
+        ("1x1 PNG", encode(Image.new("RGB", (1, 1))), "image/png", 200),
+        ("animated GIF", encode(frames[0], "GIF", save_all=True, append_images=frames[1:]), "image/gif", 200),
+        ("CMYK JPEG", encode(Image.new("CMYK", (40, 20), (0, 0, 0, 40)), "JPEG"), "image/jpeg", 200),
+        ("16-bit PNG", encode(Image.fromarray(ramp)), "image/png", 200),
+        ("greyscale PNG", encode(photo.convert("L")), "image/png", 200),
+        ("grey and alpha PNG", encode(photo.convert("LA")), "image/png", 200),
+        ("RGBA PNG", encode(photo.convert("RGBA")), "image/png", 200),
+        ("WebP", encode(photo, "WEBP"), "image/webp", 200),
+        ("HEIC from an iPhone", HEIC.read_bytes(), "image/heic", 200),
+        ("HEIC in multipart", *multipart("image", HEIC.read_bytes(), "IMG_0001.HEIC"), 200),
+    ]
+
+
+def send(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
+    """POST /predict with exactly these headers (urllib would add a form content type of its own)."""
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(url).netloc, timeout=30)
+    try:
+        connection.request("POST", "/predict", body=body, headers={"Content-Type": content_type} if content_type else {})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_hostile_matrix_then_still_serving(server):
+    for case, body, content_type, expected in hostile_matrix():
+        status, answer = send(server, body, content_type)
+        assert status == expected, f"{case}: {status} {answer}"
+        assert isinstance(answer.get("error" if status >= 400 else "number"), str), case
+    # The same server still answers, and reads a real photo right: SVHN test 11 is "34".
+    with urllib.request.urlopen(server + "/healthz", timeout=5) as response:
+        assert response.status == 200
+    status, answer = send(server, (FIXTURES / "svhn_test" / "11.png").read_bytes(), "image/png")
+    assert status == 200 and answer["number"] == "34"
+    status, answer = send(server, HEIC.read_bytes(), "image/heic")
+    assert status == 200 and answer["number"] == "34"

@@ -1,0 +1,30 @@
+"""Optional per-client rate limit on POST /predict (Flask-Limiter), and whom to believe about the client's address.
+
+RATE_LIMIT (e.g. "60/minute", Flask-Limiter's notation) turns it on; unset or empty, there is none.
+The counts live in each worker's memory: with WEB_CONCURRENCY workers, a client may get up to that
+many times the limit, and a restart forgets them. A shared store (Redis) is not worth it at this size.
+"""
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+
+def init_app(app: Flask) -> Limiter | None:
+    # Behind Heroku's router every request comes from the router; its X-Forwarded-For ends with the
+    # client's address. Only the last TRUSTED_PROXIES entries are believed: a client can write the rest.
+    if app.config["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
+    if not app.config["RATE_LIMIT"]:
+        return None
+    return Limiter(
+        get_remote_address,
+        app=app,
+        default_limits=[app.config["RATE_LIMIT"]],
+        # The page, its files and /healthz stay free: only reading images costs the server anything.
+        default_limits_exempt_when=lambda: request.endpoint != "api.predict",
+        storage_uri="memory://",
+        headers_enabled=True,  # Retry-After and X-RateLimit-* tell a well-behaved client when to come back
+    )

@@ -1,0 +1,107 @@
+"""Worst-case memory: a worker's peak RSS while it reads the largest picture of each kind the limits let in.
+
+    .venv/bin/python -m bench.peak [--pixels 25000000]
+
+Starts gunicorn as the Procfile does, with one worker, afresh for each picture, and posts one
+picture of each kind at the pixel limit (small files: flat colour with a dark block, as an attacker would send to make the
+server do the most work for the fewest bytes). Then it reads the worker's peak RSS (VmHWM in /proc,
+reset just before the request), so the figure is the true high-water mark, not a sample.
+Linux only.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pillow_heif
+import psutil
+from PIL import Image
+
+from bench.load import ROOT, free_port, procfile_command, settled, wait_for
+
+
+def peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pictures(pixels: int) -> dict[str, tuple[bytes, str]]:
+    side = int(math.sqrt(pixels))
+    wide = (side * 4 // 3, side * 3 // 4)  # a phone photo's 4:3
+
+    def encode(image: Image.Image, fmt: str, **options) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, fmt, **options)
+        return buffer.getvalue()
+
+    def block(mode: str, size: tuple[int, int], background, ink) -> Image.Image:
+        image = Image.new(mode, size, background)
+        image.paste(ink, (size[0] // 3, size[1] // 3, size[0] // 2, size[1] // 2))
+        return image
+
+    pillow_heif.register_heif_opener()
+    grey16 = Image.fromarray(np.full((side, side), 50000, np.uint16))
+    return {
+        f"PNG RGBA {side}x{side}": (encode(block("RGBA", (side, side), (0, 0, 0, 0), (0, 0, 0, 255)), "PNG"), "image/png"),
+        f"PNG RGB {side}x{side}": (encode(block("RGB", (side, side), "white", (0, 0, 0)), "PNG"), "image/png"),
+        f"PNG 16-bit grey {side}x{side}": (encode(grey16, "PNG"), "image/png"),
+        f"GIF {side}x{side}": (encode(block("P", (side, side), 1, 0), "GIF"), "image/gif"),
+        f"JPEG {wide[0]}x{wide[1]}": (encode(block("RGB", wide, "white", (0, 0, 0)), "JPEG"), "image/jpeg"),
+        f"HEIC {wide[0]}x{wide[1]}": (encode(block("RGB", wide, "white", (0, 0, 0)), "HEIF"), "image/heic"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pixels", type=int, default=25_000_000, help="MAX_IMAGE_PIXELS to test at (default 25,000,000)")
+    args = parser.parse_args()
+    cases = pictures(args.pixels)
+    print(f"MAX_IMAGE_PIXELS={args.pixels:,}; a fresh gunicorn with one worker for each picture")
+    print("| picture | file | status | time | worker's RSS idle | worker's peak RSS |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, (data, content_type) in cases.items():
+        status, elapsed, idle, peak = serve_one(data, content_type, args.pixels)
+        print(f"| {name} | {len(data) / 1e3:.0f} kB | {status} | {elapsed * 1000:.0f} ms | {idle:.0f} MB | {peak:.0f} MB |")
+
+
+def serve_one(data: bytes, content_type: str, pixels: int) -> tuple[int, float, float, float]:
+    """Status, seconds, the worker's RSS before the request and its peak RSS (VmHWM) after it."""
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY="1", MAX_IMAGE_PIXELS=str(pixels),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = procfile_command()
+    command[-1:-1] = ["--bind", f"127.0.0.1:{port}"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(port, started, process)
+        worker, idle = next(iter(settled(psutil.Process(process.pid), 1).items()))
+        Path(f"/proc/{worker}/clear_refs").write_text("5")  # VmHWM from here: this picture's peak alone
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        began = time.perf_counter()
+        connection.request("POST", "/predict", body=data, headers={"Content-Type": content_type})
+        response = connection.getresponse()
+        response.read()
+        elapsed = time.perf_counter() - began
+        connection.close()
+        return response.status, elapsed, idle, peak_mb(worker)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

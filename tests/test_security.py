@@ -1,0 +1,67 @@
+"""Rate limit (off by default, on by environment), no debug from the environment, no leak from an internal fault."""
+import io
+
+import pytest
+from flask import request
+
+from app import ROOT, create_app
+
+
+def post_png(client, data: bytes, **headers):
+    return client.post("/predict", data=data, content_type="image/png", headers=headers)
+
+
+@pytest.fixture(scope="module")
+def photo(test_samples) -> bytes:
+    return test_samples[0].path.read_bytes()
+
+
+def test_no_rate_limit_by_default(client, photo):
+    assert all(post_png(client, photo).status_code == 200 for _ in range(12))
+
+
+def test_rate_limit_from_the_environment(monkeypatch, photo):
+    monkeypatch.setenv("RATE_LIMIT", "3/minute")
+    client = create_app({"TESTING": True}).test_client()
+    assert [post_png(client, photo).status_code for _ in range(4)] == [200, 200, 200, 429]
+    refused = post_png(client, photo)
+    assert refused.status_code == 429 and "Too many requests" in refused.get_json()["error"]
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "frame-ancestors 'none'" in refused.headers["Content-Security-Policy"]
+    # Only reading images is limited: the page and the health check still answer.
+    assert client.get("/healthz").status_code == 200 and client.get("/").status_code == 200
+
+
+def test_rate_limit_is_per_client_behind_a_trusted_proxy(monkeypatch, photo):
+    monkeypatch.setenv("RATE_LIMIT", "2/minute")
+    monkeypatch.setenv("TRUSTED_PROXIES", "1")
+    client = create_app({"TESTING": True}).test_client()
+    # The router appends the address it saw; what a client wrote before it is not believed.
+    first = [post_png(client, photo, **{"X-Forwarded-For": f"6.6.6.{i}, 203.0.113.1"}).status_code for i in range(3)]
+    other = post_png(client, photo, **{"X-Forwarded-For": "203.0.113.2"}).status_code
+    assert first == [200, 200, 429] and other == 200
+
+
+def test_debug_cannot_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    app = create_app()
+    assert app.debug is False and app.config["DEBUG"] is False
+
+
+def test_internal_fault_is_json_500_without_trace_or_path(app, client, photo, monkeypatch):
+    def broken(image):
+        raise RuntimeError(f"interpreter failed in {ROOT}/model/runtime.py")
+
+    monkeypatch.setattr(app.extensions["pipeline"], "read", broken)
+    response = post_png(client, photo)
+    assert response.status_code == 500 and response.is_json
+    text = response.get_data(as_text=True)
+    assert set(response.get_json()) == {"error"}
+    assert "Traceback" not in text and str(ROOT) not in text and "runtime.py" not in text and "RuntimeError" not in text
+
+
+def test_uploads_are_never_spooled_to_disk(app):
+    # Werkzeug's own request would write this 2 MB multipart file to a temporary file.
+    big = io.BytesIO(b"\0" * 2_000_000)
+    with app.test_request_context("/predict", method="POST", data={"image": (big, "big.png")}):
+        assert isinstance(request.files["image"].stream, io.BytesIO)
