@@ -1,15 +1,16 @@
 """gunicorn settings, read by the Procfile's command (Heroku) and by `make run`.
 
 Chosen from `python -m bench.load` and `python -m bench.peak` on the project's 2-core machine (figures
-in the README, "Load"): a read costs about 2 ms of CPU whatever the workers and threads, a worker
-holds about 75 MB and does not grow over 30,000 requests, and the costliest picture the limits let
+in the README, "Load"): a read costs about 6 ms of CPU with the localiser (2 ms with the reader
+alone) whatever the workers and threads, a worker holds about 80 MB and does not grow over 10,000
+requests (30,000 with the reader alone), and the costliest picture the limits let
 in takes a worker to about 250 MB for the moment it is decoded.
 """
 import os
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # One worker per core: the work is CPU-bound numpy/Pillow/LiteRT, so more processes only add memory
-# (75 MB each). Two workers and the master take about 180 MB of a 512 MB dyno, which leaves room for
+# (about 80 MB each). Two workers and the master take about 180 MB of a 512 MB dyno, which leaves room for
 # one worst-case picture per worker (app/images.py decodes one large picture at a time per worker).
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # A second thread receives the next upload and answers /healthz while the first reads an image;
@@ -21,7 +22,7 @@ timeout = 30
 graceful_timeout = 10
 # Memory did not grow over 30,000 requests, so recycling is insurance against slow leaks in native
 # libraries (LiteRT, libheif, Pillow's decoders) on paths the load test does not take. At full load
-# (about 600 requests/s here) a worker restarts about every 35 s and its 0.5 s start is lost in the noise;
+# (about 300 requests/s here) a worker restarts about every 70 s and its 0.5 s start is lost in the noise;
 # the jitter keeps the two workers from restarting together.
 max_requests = 10000
 max_requests_jitter = 1000
