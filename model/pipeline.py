@@ -1,9 +1,10 @@
 """A whole picture -> the house number in it: find candidate regions, read each, pick one.
 
 The localiser proposes a few boxes and looks again, closer, at small ones; each box is cut out
-with margins like those the reader was trained on (around the crop protocol's 30%) and read. The answer is the candidate whose box score times
-reading confidence is highest; it counts as found when its box score clears the localiser's
-threshold (set on validation pictures without digits) and it has at least one digit.
+with margins like those the reader was trained on (around the crop protocol's 30%) and read.
+The answer is the candidate whose box score times reading confidence is highest; it counts as
+found when its box score clears the localiser's threshold (set through this pipeline on
+validation pictures without digits, model/calibrate.py) and it has at least one digit.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL, Locator, Reader, Readi
 
 CANDIDATES = 3  # regions read per picture: the reader costs well under a millisecond each
 MARGINS = (0.2, 0.3, 0.45)  # per side, in box sizes: the reader was trained on crops with 10-50%
-ZOOM = 3.0
-LOOKS = 3  # a number in a photo within a wide scene: the scene, then the photo, then the number  # the second look's window, in box sizes
+ZOOM = 3.0  # a closer look's window, in box sizes
+LOOKS = 3  # a number in a photo within a wide scene: the scene, then the photo, then the number
 
 
 @dataclass(frozen=True)
