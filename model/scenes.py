@@ -137,7 +137,8 @@ class Pictures:
         big = Image.new("L", size, colour)
         x, y = int(rng.integers(0, size[0] - sheet.width + 1)), int(rng.integers(0, size[1] - sheet.height + 1))
         big.paste(sheet, (x, y))
-        return big, [(bx + x, by + y, bw, bh) for bx, by, bw, bh in (union_box(boxes),)]
+        left, top, width, height = union_box(boxes)
+        return big, [(left + x, top + y, width, height)]
 
     def scene(self, rng):
         content, boxes = self.photo(rng) if rng.random() < 0.75 else self.synthetic(rng)

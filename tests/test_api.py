@@ -152,7 +152,7 @@ def test_finds_the_number_in_a_big_phone_photo_and_boxes_it_upright(client, test
     assert body["image"] == {"width": 3000, "height": 2000}
     assert body["found"] and body["number"] == sample.number
     assert iou(tuple(body["box"]), truth) >= 0.5, (body["box"], truth)
-    assert body["candidates"][0]["box"] == body["box"] or body["box"] in [c["box"] for c in body["candidates"]]
+    assert body["box"] in [c["box"] for c in body["candidates"]]
 
 
 @pytest.mark.parametrize("picture", [

@@ -5,8 +5,8 @@ from PIL import Image
 
 from model.data import load_samples
 from model.handwriting import Handwriting
-from model.preprocess import union_box
 from model.scenes import KINDS, Pictures, negatives_of, scene_of
+from model.synth import walls_of
 from tests.conftest import FIXTURES
 
 
@@ -47,11 +47,19 @@ def test_a_scene_box_lands_on_the_pasted_number():
     assert (np.asarray(scene)[top:top + height, left:left + width] == 0).all()
 
 
-def test_negatives_stay_away_from_the_digits():
+def test_walls_and_negatives_hold_no_digit_pixels():
+    # Paint every digit box of real fixture photos white on black: a wall cut from beside the
+    # digits, and so a negative made from walls, must then be black all over.
     samples = load_samples(FIXTURES / "svhn_train")[:10]
-    images = {s.path: Image.open(s.path).convert("L") for s in samples}
-    negatives = negatives_of(samples, images, np.random.default_rng(0), 12)
+    painted = {}
+    for s in samples:
+        with Image.open(s.path) as photo:
+            mask = Image.new("L", photo.size, 0)
+        for left, top, width, height in s.boxes:
+            mask.paste(255, (int(left), int(top), int(np.ceil(left + width)), int(np.ceil(top + height))))
+        painted[s.path] = mask
+    walls = [wall for s in samples for wall in walls_of(s, painted[s.path])]
+    assert walls and all(np.asarray(wall).max() == 0 for wall in walls)
+    negatives = negatives_of(samples, painted, np.random.default_rng(0), 12)
     assert len(negatives) == 12
-    walls = {s.path: union_box(list(s.boxes)) for s in samples}
-    assert all(min(n.size) >= 24 for n in negatives[::2])  # photo regions beside the digits, not slivers
-    assert walls  # every sample has a union box to keep away from
+    assert all(np.asarray(n).max() == 0 and min(n.size) >= 24 for n in negatives[::2])  # photo regions, not slivers
