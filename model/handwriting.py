@@ -2,7 +2,7 @@
 
 MNIST digits are light strokes on black; a drawing on the page is dark strokes on a white
 sheet, so the strokes are inverted and set on a light background, 1 to 4 digits in a row.
-Only MNIST *train* feeds training; MNIST test is kept for evaluation.
+Only MNIST *train* feeds training (less a validation split); MNIST test is kept for evaluation.
 """
 from __future__ import annotations
 
@@ -23,10 +23,21 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
+# MNIST train images from here on are held out of training: handwriting choices (pipeline,
+# mix) are tuned on them, so the MNIST test figure stays untouched by tuning.
+MNIST_VAL_START = 50_000
+
+
 def load_mnist(folder: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    prefix = "train" if split == "train" else "t10k"
+    """split: "train" (the first 50,000 of MNIST train), "val" (its last 10,000) or "test" (t10k)."""
+    prefix = "t10k" if split == "test" else "train"
     folder = Path(folder)
-    return read_idx(folder / f"{prefix}-images-idx3-ubyte.gz"), read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
+    images, labels = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz"), read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
+    if split == "train":
+        return images[:MNIST_VAL_START], labels[:MNIST_VAL_START]
+    if split == "val":
+        return images[MNIST_VAL_START:], labels[MNIST_VAL_START:]
+    return images, labels
 
 
 class Handwriting:

@@ -4,8 +4,10 @@
 
 DATA is a labelled folder (labels.json or digitStruct.mat) or a root holding `train/`.
 Each training batch mixes augmented real photos with numbers recombined from real digit crops
-(model/synth.py) and, when asked for, handwritten numbers from MNIST train (--mnist DIR) and
-unlabelled photos read confidently by an earlier model (--pseudo FILE, see model/pseudo.py).
+(model/synth.py), numbers rendered from installed fonts (model/render.py, --font-fraction) and,
+when asked for, handwritten numbers from MNIST train (--mnist DIR) and unlabelled photos read
+confidently by an earlier model (--pseudo FILE, see model/pseudo.py). --init starts from an
+earlier run's weights instead of from scratch.
 A fraction of the real photos is held out, never augmented, and read under
 the crop protocol after every epoch; the best epoch on it is kept. Everything goes to --out
 (outside git): best.keras, last.keras, log.csv and train.json, which `model.export` reads.
@@ -30,6 +32,7 @@ from model.fitting import SeededBatches, compile_model, fit, save_record, traini
 from model.handwriting import Handwriting, load_mnist
 from model.net import WIDTHS, build_model
 from model.pseudo import load_pseudo_labels, pseudo_photos
+from model.render import FONT_DIRS, FontNumbers, font_files, usable_fonts
 from model.preprocess import INPUT_SIZE, protocol_crop, to_input, union_box
 from model.synth import DigitBank
 
@@ -118,6 +121,8 @@ class Config:
     lr: float = 2e-3
     val_fraction: float = 0.1
     synth_fraction: float = 0.5  # share of numbers recombined from real digit crops
+    font_fraction: float = 0.0  # share of numbers rendered from fonts
+    fonts: str = ",".join(FONT_DIRS)  # comma-separated folders searched for font files
     mnist: str | None = None  # MNIST folder: adds handwritten numbers (train split only)
     handwriting_fraction: float = 0.1
     pseudo: str | None = None  # pseudo-labels from model.pseudo: adds unlabelled photos
@@ -125,6 +130,7 @@ class Config:
     widths: tuple[int, ...] = WIDTHS
     dense: int = 256
     seed: int = 1234
+    init: str | None = None  # an earlier run's best.keras to start from (same widths and dense)
 
 
 def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tuple[list, dict]:
@@ -132,6 +138,10 @@ def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tu
     bank = DigitBank(train_samples, images)
     mix = [(config.synth_fraction, composed(bank))]
     counts = {"digit_crops": sum(map(len, bank.crops))}
+    if config.font_fraction:
+        fonts = usable_fonts(font_files(config.fonts.split(",")))
+        mix.append((config.font_fraction, composed(FontNumbers(fonts, bank.backgrounds))))
+        counts["usable_fonts"] = len(fonts)
     if config.mnist:
         mix.append((config.handwriting_fraction, composed(Handwriting(*load_mnist(config.mnist, "train")))))
     if config.pseudo:
@@ -156,6 +166,8 @@ def train(config: Config, verbose: int = 1) -> dict:
         check = NumberAccuracy(val_x, [s.number for s in val_samples])
 
     model = build_model(tuple(config.widths), config.dense)
+    if config.init:
+        model.load_weights(config.init)
     compile_model(model, config, {"length": "sparse_categorical_crossentropy", "digits": "sparse_categorical_crossentropy"})
     record = fit(model, batches, config, dict(data=str(folder), train_images=len(train_samples),
                                               val_images=len(val_samples), **counts), check, "val_number_acc", verbose)
