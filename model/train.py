@@ -1,6 +1,7 @@
 """Train the sequence network on SVHN format 1, with a validation split, checkpoints and a fixed seed.
 
     python -m model.train --data ../shared/data/svhn --out runs/base
+    python -m model.train --recipe model/recipe.json --data DIR --unlabelled DIR --mnist DIR   (the bundled model)
 
 DATA is a labelled folder (labels.json or digitStruct.mat) or a root holding `train/`.
 Each training batch mixes augmented real photos with numbers recombined from real digit crops
@@ -146,7 +147,8 @@ def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tu
         mix.append((config.handwriting_fraction, composed(Handwriting(*load_mnist(config.mnist, "train")))))
     if config.pseudo:
         photos = load_pseudo_labels(config.pseudo)
-        mix.append((config.pseudo_fraction, pseudo_photos(photos)))
+        if photos:  # an early model may be confident about none of them
+            mix.append((config.pseudo_fraction, pseudo_photos(photos)))
         counts["pseudo_labelled_photos"] = len(photos)
     rest = 1 - sum(share for share, _ in mix)
     if rest < 0:
@@ -176,4 +178,11 @@ def train(config: Config, verbose: int = 1) -> dict:
 
 
 if __name__ == "__main__":
-    run(Config, train, __doc__)
+    import sys
+
+    if "--recipe" in sys.argv:  # every stage of the bundled model in one command (model/recipe.py)
+        from model import recipe
+
+        recipe.main()
+    else:
+        run(Config, train, __doc__)

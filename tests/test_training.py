@@ -69,3 +69,33 @@ def test_train_export_and_run_the_localiser(tmp_path):
     for score, (left, top, width, height) in found:
         assert 0 <= score <= 1 and width > 0 and height > 0
         assert 0 <= left + width / 2 < image.width and 0 <= top + height / 2 < image.height
+
+
+def test_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
+    """A two-stage recipe as model/recipe.json writes it: the second stage learns from photos the
+    first one labelled and starts from its weights; a second call skips both trainings."""
+    from model.recipe import run_recipe
+
+    tiny = {"epochs": 1, "steps": 2, "batch": 8, "widths": [8, 16], "dense": 16, "seed": 7}
+    recipe = {"stages": [{"run": "first", "train": tiny},
+                         {"run": "second", "pseudo_from": "first", "init": "first",
+                          "train": {**tiny, "font_fraction": 0.2, "pseudo_fraction": 0.2}}],
+              "export": {"quantize": "none"}}
+    out = tmp_path / "bundled.tflite"
+    args = (recipe, str(FIXTURES / "svhn_train"), str(FIXTURES / "svhn_test"), None, tmp_path / "runs", out)
+    card = run_recipe(*args)
+    second = json.loads((tmp_path / "runs" / "second" / "train.json").read_text())
+    assert second["init"].endswith("first/best.keras") and second["pseudo"].endswith("pseudo-first.json")
+    labelled = json.loads((tmp_path / "runs" / "pseudo-first.json").read_text())
+    assert labelled["photos"] == 50 and card["name"].endswith("-second") and Reader(out).name == card["name"]
+    capsys.readouterr()
+    run_recipe(*args)
+    assert capsys.readouterr().out.count("already trained") == 2
+
+
+def test_recipe_asks_for_the_folders_its_stages_need(tmp_path):
+    from model.recipe import run_recipe
+
+    recipe = {"stages": [{"run": "hand", "train": {"mnist": True}}]}
+    with pytest.raises(SystemExit, match="--mnist"):
+        run_recipe(recipe, str(FIXTURES / "svhn_train"), None, None, tmp_path, tmp_path / "m.tflite")

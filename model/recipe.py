@@ -1,0 +1,79 @@
+"""The bundled reader from the data folders, in one command: every stage of model/recipe.json.
+
+    python -m model.train --recipe model/recipe.json --data data/svhn --unlabelled data/svhn_unlabeled --mnist data/mnist
+
+Each stage is one model.train run into RUNS/<run>. Before a stage with "pseudo_from", the
+earlier stage's model is exported and reads the unlabelled photos (model/pseudo.py); a stage
+with "init" starts from an earlier stage's weights. The last stage is exported to --out with
+its model card. A stage whose RUNS/<run>/train.json already records a result is not run again,
+so an interrupted recipe picks up where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from model.runtime import DEFAULT_MODEL
+
+
+def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | None, runs: Path, out: Path) -> dict:
+    from model.export import export, model_card
+    from model.pseudo import label_folder
+    from model.train import Config, train
+
+    for stage in recipe["stages"]:
+        folder = runs / stage["run"]
+        settings = dict(stage.get("train", {}))
+        if settings.pop("mnist", False):
+            if not mnist:
+                raise SystemExit(f"stage {stage['run']} learns from handwriting: give --mnist")
+            settings["mnist"] = mnist
+        if "pseudo_from" in stage:
+            if not unlabelled:
+                raise SystemExit(f"stage {stage['run']} learns from unlabelled photos: give --unlabelled")
+            settings["pseudo"] = str(pseudo_labels(runs / stage["pseudo_from"], unlabelled, export, label_folder))
+        if "init" in stage:
+            settings["init"] = str(runs / stage["init"] / "best.keras")
+        done = folder / "train.json"
+        if done.exists() and "train_seconds" in json.loads(done.read_text()):
+            print(f"stage {stage['run']}: already trained in {folder}")
+            continue
+        print(f"stage {stage['run']}: training into {folder}")
+        train(Config(data=data, out=str(folder), **settings), verbose=2)
+    last = runs / recipe["stages"][-1]["run"]
+    quantize = recipe.get("export", {}).get("quantize", "none")
+    export(last / "best.keras", out, quantize)
+    card = model_card(last, out, quantize, None)
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote {out} ({card['bytes'] / 1e6:.1f} MB) and {out.with_suffix('.json')}")
+    return card
+
+
+def pseudo_labels(run: Path, unlabelled: str, export, label_folder) -> Path:
+    """The unlabelled photos read by an earlier stage's model, at that model's 98%-right confidence."""
+    labels = run.parent / f"pseudo-{run.name}.json"
+    if not labels.exists():
+        model = run / "model.tflite"
+        export(run / "best.keras", model)
+        threshold = json.loads((run / "train.json").read_text())["confidence_threshold"]
+        labels.write_text(json.dumps(label_folder(str(model), unlabelled, threshold), indent=1))
+    return labels
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m model.train --recipe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", required=True, help="model/recipe.json")
+    parser.add_argument("--data", required=True, help="labelled SVHN folder, or a root with train/")
+    parser.add_argument("--unlabelled", help="folder of unlabelled photos (svhn_unlabeled)")
+    parser.add_argument("--mnist", help="MNIST folder (idx files)")
+    parser.add_argument("--runs", default="runs", help="where each stage's checkpoints and logs go (outside git)")
+    parser.add_argument("--out", default=str(DEFAULT_MODEL))
+    args = parser.parse_args(argv)
+    recipe = json.loads(Path(args.recipe).read_text())
+    run_recipe(recipe, args.data, args.unlabelled, args.mnist, Path(args.runs), Path(args.out))
+
+
+if __name__ == "__main__":
+    main()
