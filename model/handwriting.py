@@ -23,10 +23,26 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
+# MNIST ships only train (60,000) and test (10,000). Tuning on test would make its figure
+# optimistic, so the train file's last 10,000 images are held out as validation, as is usual.
+MNIST_VAL_START = 50_000
+MNIST_SPLITS = ("train", "val", "test")
+
+
 def load_mnist(folder: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    prefix = "train" if split == "train" else "t10k"
+    """-> (images, labels) of one split: "train" (train file [:50,000]), "val" (train file
+    [50,000:]) or "test" (the t10k file)."""
+    if split not in MNIST_SPLITS:
+        raise ValueError(f"unknown MNIST split {split!r}: one of {MNIST_SPLITS}")
+    prefix = "t10k" if split == "test" else "train"
     folder = Path(folder)
-    return read_idx(folder / f"{prefix}-images-idx3-ubyte.gz"), read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
+    images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
+    labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
+    if split == "train":
+        return images[:MNIST_VAL_START], labels[:MNIST_VAL_START]
+    if split == "val":
+        return images[MNIST_VAL_START:], labels[MNIST_VAL_START:]
+    return images, labels
 
 
 class Handwriting:
