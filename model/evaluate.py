@@ -11,8 +11,10 @@ Each picture is decoded by the web app's decoder and answered as POST /predict a
   none     pictures without digits (regions of the photos away from any digit box, plain
            textures): the figure is the share for which a number is reported, lower is better
   reader   the crop protocol read by the reader alone, without the localiser
-With --mnist, also numbers of 1-4 MNIST *test* digits drawn dark on a light sheet, as the
-canvas sends them. Prints every figure; --report writes them with each picture's reading.
+With --mnist, also numbers of 1-4 MNIST digits drawn dark on a light sheet, as the canvas
+sends them: from MNIST test by default, or with --mnist-split val from the train file's last
+10,000 images (model/handwriting.py), for tuning without looking at test. Prints every
+figure; --report writes them with each picture's reading.
 """
 from __future__ import annotations
 
@@ -101,19 +103,21 @@ def evaluate(pipeline: Pipeline, samples: list[Sample], protocol: str) -> dict:
     return dict(score([r["read"] for r in readings], [r["truth"] for r in readings]), protocol=protocol, readings=readings)
 
 
-def evaluate_handwriting(pipeline: Pipeline, mnist: str, count: int = 1000, seed: int = SEED) -> dict:
-    """Numbers of 1-4 MNIST *test* digits drawn as dark strokes on a light sheet, read whole as the canvas sends them."""
+def evaluate_handwriting(pipeline: Pipeline, mnist: str, count: int = 1000, seed: int = SEED,
+                         split: str = "test") -> dict:
+    """Numbers of 1-4 MNIST digits of a split ("test" or "val") drawn as dark strokes on a light
+    sheet, read whole as the canvas sends them."""
     from model.handwriting import Handwriting, load_mnist
 
-    writer, rng = Handwriting(*load_mnist(mnist, "test")), np.random.default_rng(seed)
+    writer, rng = Handwriting(*load_mnist(mnist, split)), np.random.default_rng(seed)
     readings = []
     for i in range(count):
         canvas, digits, _ = writer.compose(rng)
         answer = pipeline.read(decoded(canvas.convert("RGB")))
-        readings.append({"image": f"mnist-test-{i}", "truth": "".join(map(str, digits)), "read": answer.number,
+        readings.append({"image": f"mnist-{split}-{i}", "truth": "".join(map(str, digits)), "read": answer.number,
                          "confidence": round(answer.best.reading.confidence, 4) if answer.found else 0.0})
     return dict(score([r["read"] for r in readings], [r["truth"] for r in readings]),
-                protocol="handwriting", readings=readings)
+                protocol="handwriting", mnist_split=split, readings=readings)
 
 
 def validation_samples(run: str) -> list[Sample]:
@@ -126,7 +130,8 @@ def summary(result: dict) -> str:
     if result["protocol"] == "none":
         return f" none: a number reported for {result['number_reported']:.2%} of {result['images']} pictures without digits"
     lengths = ", ".join(f"{k} digits {v['number_accuracy']:.1%} of {v['images']}" for k, v in result["by_length"].items())
-    return (f"{result['protocol']:>5}: numbers {result['number_accuracy']:.2%}  digits {result['digit_accuracy']:.2%}"
+    name = result["protocol"] + (f" (MNIST {result['mnist_split']})" if "mnist_split" in result else "")
+    return (f"{name:>5}: numbers {result['number_accuracy']:.2%}  digits {result['digit_accuracy']:.2%}"
             f"  ({result['images']} images; by length: {lengths})")
 
 
@@ -139,14 +144,16 @@ def main() -> None:
     parser.add_argument("--locator", default=str(DEFAULT_LOCATOR), help="the localiser (.tflite)")
     parser.add_argument("--protocol", choices=PROTOCOLS, nargs="+", default=list(PROTOCOLS))
     parser.add_argument("--limit", type=int, help="only the first N images")
-    parser.add_argument("--mnist", help="MNIST folder: also read 1,000 numbers drawn from MNIST test digits")
+    parser.add_argument("--mnist", help="MNIST folder: also read 1,000 numbers drawn from MNIST digits")
+    parser.add_argument("--mnist-split", choices=("val", "test"), default="test",
+                        help="which MNIST digits --mnist draws from: val for tuning, test for the final figure")
     parser.add_argument("--report", help="write the JSON report here")
     args = parser.parse_args()
     pipeline = Pipeline(args.model, args.locator)
     samples = (validation_samples(args.val_of) if args.val_of else load_samples(args.data))[: args.limit]
     results = {p: evaluate(pipeline, samples, p) for p in args.protocol}
     if args.mnist:
-        results["handwriting"] = evaluate_handwriting(pipeline, args.mnist)
+        results["handwriting"] = evaluate_handwriting(pipeline, args.mnist, split=args.mnist_split)
     for result in results.values():
         print(summary(result))
     if args.report:

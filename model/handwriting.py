@@ -2,7 +2,7 @@
 
 MNIST digits are light strokes on black; a drawing on the page is dark strokes on a white
 sheet, so the strokes are inverted and set on a light background, 1 to 4 digits in a row.
-Only MNIST *train* feeds training (less a validation split); MNIST test is kept for evaluation.
+Only MNIST *train* feeds training; MNIST test is kept for evaluation.
 """
 from __future__ import annotations
 
@@ -23,16 +23,21 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
-# MNIST train images from here on are held out of training: handwriting choices (pipeline,
-# mix) are tuned on them, so the MNIST test figure stays untouched by tuning.
+# MNIST ships only train (60,000) and test (10,000). Tuning on test would make its figure
+# optimistic, so the train file's last 10,000 images are held out as validation, as is usual.
 MNIST_VAL_START = 50_000
+MNIST_SPLITS = ("train", "val", "test")
 
 
 def load_mnist(folder: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """split: "train" (the first 50,000 of MNIST train), "val" (its last 10,000) or "test" (t10k)."""
+    """-> (images, labels) of one split: "train" (train file [:50,000]), "val" (train file
+    [50,000:]) or "test" (the t10k file)."""
+    if split not in MNIST_SPLITS:
+        raise ValueError(f"unknown MNIST split {split!r}: one of {MNIST_SPLITS}")
     prefix = "t10k" if split == "test" else "train"
     folder = Path(folder)
-    images, labels = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz"), read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
+    images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
+    labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
     if split == "train":
         return images[:MNIST_VAL_START], labels[:MNIST_VAL_START]
     if split == "val":

@@ -2,7 +2,8 @@
 
 The localiser proposes a few boxes and looks again, closer, at small ones; each box is cut out
 with margins like those the reader was trained on (around the crop protocol's 30%) and read.
-The answer is the candidate whose box score times reading confidence is highest; it counts as
+The answer is the candidate whose box score times reading confidence is highest, save that a
+reading of a whole number outranks a more confident one of its part (ranked()); it counts as
 found when its box score clears the localiser's threshold (set through this pipeline on
 validation pictures without digits, model/calibrate.py) and it has at least one digit.
 """
@@ -21,6 +22,7 @@ CANDIDATES = 3  # regions read per picture: the reader costs well under a millis
 MARGINS = (0.2, 0.3, 0.45)  # per side, in box sizes: the reader was trained on crops with 10-50%
 ZOOM = 3.0  # a closer look's window, in box sizes
 LOOKS = 3  # a number in a photo within a wide scene: the scene, then the photo, then the number
+PART_INSIDE = 0.7  # a box is part of another when this share of its area lies within it
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,35 @@ class Answer:
     @property
     def number(self) -> str:
         return self.best.reading.number if self.found else ""
+
+
+def extends(whole: Candidate, part: Candidate) -> bool:
+    """Whether `whole` reads more digits than `part`, among them all of part's in a row, and part's
+    box lies mostly within whole's: the same number seen whole and in part."""
+    (pl, pt, pw, ph), (wl, wt, ww, wh) = part.box, whole.box
+    inside = max(0.0, min(pl + pw, wl + ww) - max(pl, wl)) * max(0.0, min(pt + ph, wt + wh) - max(pt, wt))
+    number = part.reading.number
+    return number != "" and len(whole.reading.number) > len(number) and number in whole.reading.number \
+        and inside >= PART_INSIDE * pw * ph
+
+
+def ranked(candidates: list[Candidate], threshold: float) -> list[Candidate]:
+    """Best first, by box score times reading confidence, save for parts of a number.
+
+    A box around some digits of a number reads them with a confidence as high as a box around
+    all of them, often higher (a number written with wide gaps, or 1444 read 144): the reader
+    has one complete number in view either way. So a candidate whose reading extends another's
+    (extends()) ranks at least as high as that part, and above it on a tie, provided its own box
+    is one the localiser believes in (score at or above the found threshold): a loose box that
+    takes in a neighbouring mark as one more digit does not inherit anything.
+    """
+    def rank(candidate: Candidate) -> tuple[float, int]:
+        own = candidate.score * candidate.reading.confidence
+        if candidate.score < threshold:
+            return own, 0
+        parts = [c.score * c.reading.confidence for c in candidates if c is not candidate and extends(candidate, c)]
+        return max([own, *parts]), len(candidate.reading.number)
+    return sorted(candidates, key=rank, reverse=True)
 
 
 def fills(box: Box, image: Image.Image, share: float = 0.8) -> bool:
@@ -65,7 +96,7 @@ class Pipeline:
             reading = self.reader.read(image) if fills(box, image) else self.read_box(image, box)
             model_ms += reading.model_ms
             candidates.append(Candidate(box, score, reading))
-        candidates.sort(key=lambda c: c.score * c.reading.confidence, reverse=True)
+        candidates = ranked(candidates, self.locator.threshold)
         best = candidates[0] if candidates else None
         found = best is not None and best.score >= self.locator.threshold and best.reading.number != ""
         return Answer(found, best, candidates, model_ms)

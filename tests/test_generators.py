@@ -39,6 +39,15 @@ def test_read_idx_round_trip(mnist_dir):
     assert read_idx(mnist_dir / "train-labels-idx1-ubyte.gz").dtype == np.uint8
 
 
+def test_mnist_val_is_the_train_file_tail_that_train_never_holds(mnist_dir, monkeypatch):
+    monkeypatch.setattr("model.handwriting.MNIST_VAL_START", 7)  # the 10-image fixture's 50,000
+    assert load_mnist(mnist_dir, "train")[1].tolist() == list(range(7))
+    images, labels = load_mnist(mnist_dir, "val")
+    assert labels.tolist() == [7, 8, 9] and images.shape == (3, 28, 28)
+    with pytest.raises(ValueError):
+        load_mnist(mnist_dir, "validation")
+
+
 def test_recombined_numbers(photos):
     samples, images = photos
     bank = DigitBank(samples, images)
