@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test model clean
+.PHONY: run test model ablation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -40,6 +40,17 @@ model: $(VENV)/.dev
 	$(BIN)/python -m model.calibrate --val-of runs/locator
 	$(BIN)/python -m model.evaluate --data $(SVHN)/test --mnist $(MNIST) --report model/report/test.json
 	$(BIN)/python -m model.report --eval model/report/test.json --runs runs/base runs/stage2 runs/stage3
+
+# One means at a time, on validation (model/report/README.md, "What each means added"): each run
+# continues stage2 for 8 epochs with stage2's own mix, changing one thing; "longer" changes nothing,
+# so it tells what more training alone is worth. Needs runs/stage2 and both pseudo-label files of `model`.
+ABLATE = $(BIN)/python -m model.train --data $(SVHN) --init runs/stage2/best.keras --epochs 8 --lr 0.001 --quiet \
+	--mnist $(MNIST) --synth-fraction 0.4 --handwriting-fraction 0.1 --pseudo-fraction 0.25
+ablation: $(VENV)/.dev
+	$(ABLATE) --pseudo runs/pseudo-base.json --out runs/ablate-longer
+	$(ABLATE) --pseudo runs/pseudo-base.json --out runs/ablate-fonts --synth-fraction 0.3 --font-fraction 0.1
+	$(ABLATE) --pseudo runs/pseudo-stage2.json --out runs/ablate-refresh
+	$(ABLATE) --pseudo runs/pseudo-base.json --out runs/ablate-handwriting --synth-fraction 0.3 --handwriting-fraction 0.2
 
 clean:
 	rm -rf $(VENV) .pytest_cache

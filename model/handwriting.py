@@ -2,7 +2,8 @@
 
 MNIST digits are light strokes on black; a drawing on the page is dark strokes on a white
 sheet, so the strokes are inverted and set on a light background, 1 to 4 digits in a row.
-Only MNIST *train* feeds training; MNIST test is kept for evaluation.
+Only MNIST *train* (less its last 10,000, kept for validation) feeds training; MNIST test is
+kept for evaluation.
 """
 from __future__ import annotations
 

@@ -132,8 +132,11 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
              f"`python -m model.train` on `{t['data']}`: {t['train_images']} photos for training, {t['val_images']} held "
              f"out for validation (seed {t['seed']}); {t['epochs']} epochs x {t['steps']} batches of {t['batch']} "
              f"({t['samples_seen']:,} augmented examples), AdamW with a cosine learning rate from {t['lr']}, "
-             f"{t['train_seconds'] / 60:.0f} minutes on the CPU. Mix of each batch:", ""]
+             f"{t['train_seconds'] / 60:.0f} minutes on the CPU"
+             + (f", starting from the weights of `{t['init']}`" if t.get("init") else "")
+             + ". Mix of each batch:", ""]
     shares = {"recombined numbers from real digit crops": t.get("synth_fraction", 0),
+              f"numbers rendered from {t.get('usable_fonts', 0)} fonts (model/render.py)": t.get("font_fraction", 0),
               "handwritten numbers from MNIST train": t.get("handwriting_fraction", 0) if t.get("mnist") else 0,
               "pseudo-labelled unlabelled photos": t.get("pseudo_fraction", 0) if t.get("pseudo") else 0}
     shares = {"augmented real photos": 1 - sum(shares.values()), **shares}
@@ -144,11 +147,14 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
     lines += ["", "## What each means added (validation, crop protocol)", "",
               f"Each run is scored on the same {t['val_images']} held-out photos, so one photo is "
               f"{1 / t['val_images']:.1%}; rows that change several means at once measure them together.", "",
-              "| run | recombined | handwriting | pseudo-labels | validation exact |", "| --- | --- | --- | --- | --- |"]
+              "| run | starts from | epochs | recombined | fonts | handwriting | pseudo-labelled photos | validation exact |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for run in runs:
-        lines.append(f"| {Path(run['out']).name if 'out' in run else '?'} | {run.get('synth_fraction', 0):.0%} | "
-                     f"{run.get('handwriting_fraction', 0) if run.get('mnist') else 0:.0%} | "
-                     f"{run.get('pseudo_fraction', 0) if run.get('pseudo') else 0:.0%} | {run['best_val_number_acc']:.1%} |")
+        pseudo = f"{run.get('pseudo_fraction', 0):.0%} of {run['pseudo_labelled_photos']:,}" if run.get("pseudo") else "0%"
+        lines.append(f"| {Path(run['out']).name} | {Path(run['init']).parent.name if run.get('init') else 'scratch'} | "
+                     f"{run['epochs']} | {run.get('synth_fraction', 0):.0%} | {run.get('font_fraction', 0):.0%} | "
+                     f"{run.get('handwriting_fraction', 0) if run.get('mnist') else 0:.0%} | {pseudo} | "
+                     f"{run['best_val_number_acc']:.1%} |")
     if quantized:
         lines += ["", "## float32 against int8 (validation, crop protocol)", "", "| export | validation exact |", "| --- | --- |"]
         lines += [f"| {name} | {acc:.1%} |" for name, acc in quantized]
