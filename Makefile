@@ -51,6 +51,7 @@ ablation: $(VENV)/.dev
 	$(ABLATE) --pseudo runs/pseudo-base.json --out runs/ablate-fonts --synth-fraction 0.3 --font-fraction 0.1
 	$(ABLATE) --pseudo runs/pseudo-stage2.json --out runs/ablate-refresh
 	$(ABLATE) --pseudo runs/pseudo-base.json --out runs/ablate-handwriting --synth-fraction 0.3 --handwriting-fraction 0.2
+	$(ABLATE) --pseudo runs/pseudo-base.json --out runs/ablate-blank --synth-fraction 0.35 --blank-fraction 0.05
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -5,8 +5,8 @@
 
 DATA is a labelled folder (labels.json or digitStruct.mat) or a root holding `train/`.
 Each training batch mixes augmented real photos with numbers recombined from real digit crops
-(model/synth.py), numbers rendered from installed fonts (model/render.py, --font-fraction) and,
-when asked for, handwritten numbers from MNIST train (--mnist DIR) and unlabelled photos read
+(model/synth.py), numbers rendered from installed fonts (model/render.py, --font-fraction),
+regions without digits labelled as no number (--blank-fraction) and, when asked for, handwritten numbers from MNIST train (--mnist DIR) and unlabelled photos read
 confidently by an earlier model (--pseudo FILE, see model/pseudo.py). --init starts from an
 earlier run's weights instead of from scratch.
 A fraction of the real photos is held out, never augmented, and read under
@@ -33,6 +33,7 @@ from model.fitting import SeededBatches, compile_model, fit, save_record, traini
 from model.handwriting import Handwriting, load_mnist
 from model.net import WIDTHS, build_model
 from model.pseudo import load_pseudo_labels, pseudo_photos
+from model.scenes import background
 from model.render import FONT_DIRS, FontNumbers, font_files, usable_fonts
 from model.preprocess import INPUT_SIZE, protocol_crop, to_input, union_box
 from model.synth import DigitBank
@@ -74,6 +75,17 @@ def real_photos(samples: list[Sample], images: dict) -> Source:
     def draw(rng):
         sample = samples[int(rng.integers(len(samples)))]
         return images[sample.path], sample.digits, union_box(list(sample.boxes))
+    return draw
+
+
+def digit_free(walls: list[Image.Image]) -> Source:
+    """Regions with no digit (real walls beside training numbers, textures), labelled as no number:
+    the localiser sometimes boxes a fence or a stain, and the reader is the one to say "none"."""
+    def draw(rng):
+        size = (int(rng.integers(24, 240)), int(rng.integers(24, 180)))
+        image = background(rng, size, walls)
+        width, height = rng.uniform(0.3, 0.9) * size[0], rng.uniform(0.3, 0.9) * size[1]
+        return image, (), (rng.uniform(0, size[0] - width), rng.uniform(0, size[1] - height), width, height)
     return draw
 
 
@@ -123,6 +135,7 @@ class Config:
     val_fraction: float = 0.1
     synth_fraction: float = 0.5  # share of numbers recombined from real digit crops
     font_fraction: float = 0.0  # share of numbers rendered from fonts
+    blank_fraction: float = 0.0  # share of digit-free regions, read as no number
     fonts: str = ",".join(FONT_DIRS)  # comma-separated folders searched for font files
     mnist: str | None = None  # MNIST folder: adds handwritten numbers (train split only)
     handwriting_fraction: float = 0.1
@@ -143,6 +156,8 @@ def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tu
         fonts = usable_fonts(font_files(config.fonts.split(",")))
         mix.append((config.font_fraction, composed(FontNumbers(fonts, bank.backgrounds))))
         counts["usable_fonts"] = len(fonts)
+    if config.blank_fraction:
+        mix.append((config.blank_fraction, digit_free(bank.backgrounds)))
     if config.mnist:
         mix.append((config.handwriting_fraction, composed(Handwriting(*load_mnist(config.mnist, "train")))))
     if config.pseudo:

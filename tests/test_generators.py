@@ -9,7 +9,7 @@ from PIL import Image
 from model.handwriting import Handwriting, load_mnist, read_idx
 from model.pseudo import load_pseudo_labels, pseudo_photos
 from model.synth import DigitBank
-from model.train import Batches, composed, real_photos
+from model.train import Batches, composed, digit_free, real_photos
 from tests.conftest import FIXTURES
 from model.data import load_samples
 
@@ -98,3 +98,11 @@ def test_pseudo_labelled_photos(tmp_path):
     assert digits == (5,) and image.mode == "L"
     left, top, width, height = box  # the middle of the photo, as if it were a protocol crop
     assert np.isclose(left * 2 + width, image.width) and np.isclose(top * 2 + height, image.height)
+
+
+def test_digit_free_regions_are_labelled_no_number(photos):
+    samples, images = photos
+    bank = DigitBank(samples, images)
+    x, y = Batches([(1.0, digit_free(bank.backgrounds))], 8, 1, seed=2)[0]
+    assert x.shape == (8, 64, 64, 1) and np.isfinite(x).all()
+    assert (y["length"] == 0).all() and (y["digits"] == 10).all()
