@@ -4,9 +4,9 @@
 
 Each stage is one model.train run into RUNS/<run>. Before a stage with "pseudo_from", the
 earlier stage's model is exported and reads the unlabelled photos (model/pseudo.py); a stage
-with "init" starts from an earlier stage's weights. The last stage is exported to --out with
-its model card. A stage whose RUNS/<run>/train.json already records a result is not run again,
-so an interrupted recipe picks up where it stopped.
+with "init" starts from an earlier stage's weights (its best epoch, or a named checkpoint). The
+last stage is exported to --out with its model card. A stage whose RUNS/<run>/train.json
+already records a result is not run again, so an interrupted recipe picks up where it stopped.
 """
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | Non
             if not unlabelled:
                 raise SystemExit(f"stage {stage['run']} learns from unlabelled photos: give --unlabelled")
             settings["pseudo"] = str(pseudo_labels(runs / stage["pseudo_from"], unlabelled, export, label_folder))
-        if "init" in stage:
-            settings["init"] = str(runs / stage["init"] / "best.keras")
+        if "init" in stage:  # a stage ("stage2": its best epoch) or one of its checkpoints ("stage2/last.keras")
+            init = runs / stage["init"]
+            settings["init"] = str(init if init.suffix == ".keras" else init / "best.keras")
         done = folder / "train.json"
         if done.exists() and "train_seconds" in json.loads(done.read_text()):
             print(f"stage {stage['run']}: already trained in {folder}")

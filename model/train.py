@@ -100,28 +100,52 @@ def composed(generator) -> Source:
 class NumberAccuracy(keras.callbacks.Callback):
     """Whole-number accuracy on the held-out photos, logged as val_number_acc for checkpointing.
 
+    With held-out handwriting (MNIST val digits, cut around their boxes as the crop protocol cuts
+    a photo) it also logs val_handwriting_acc, and val_score, the mean of the two: the product
+    serves photos and canvas drawings, so the epoch kept is the one best at both.
     It also keeps the readings of the best epoch (the one ModelCheckpoint saves: strictly
     better than any before), so the confidence threshold needs no second pass over the data.
     """
 
-    def __init__(self, x: np.ndarray, numbers: list[str]):
+    def __init__(self, x: np.ndarray, numbers: list[str], drawings: tuple[np.ndarray, list[str]] | None = None):
         super().__init__()
-        self.x, self.numbers = x, numbers
-        self.best_accuracy, self.best_readings = -1.0, []
+        self.x, self.numbers, self.drawings = x, numbers, drawings
+        self.monitor = "val_score" if drawings else "val_number_acc"
+        self.best, self.best_logs, self.best_readings = -1.0, {}, []
+
+    def accuracy(self, x: np.ndarray, numbers: list[str]) -> tuple[float, list]:
+        out = self.model.predict(x, batch_size=256, verbose=0)
+        readings = decode_batch(out["length"], out["digits"])
+        return float(np.mean([r == t for (r, _), t in zip(readings, numbers)])), readings
 
     def on_epoch_end(self, epoch, logs=None):
-        out = self.model.predict(self.x, batch_size=256, verbose=0)
-        readings = decode_batch(out["length"], out["digits"])
-        logs["val_number_acc"] = float(np.mean([r == t for (r, _), t in zip(readings, self.numbers)]))
-        if logs["val_number_acc"] > self.best_accuracy:
-            self.best_accuracy, self.best_readings = logs["val_number_acc"], readings
-        print(f" - val_number_acc: {logs['val_number_acc']:.4f}")
+        logs["val_number_acc"], readings = self.accuracy(self.x, self.numbers)
+        if self.drawings:
+            logs["val_handwriting_acc"], _ = self.accuracy(*self.drawings)
+            logs["val_score"] = (logs["val_number_acc"] + logs["val_handwriting_acc"]) / 2
+        if logs[self.monitor] > self.best:
+            self.best, self.best_readings = logs[self.monitor], readings
+            self.best_logs = {k: v for k, v in logs.items() if k.startswith("val_")}
+        print(" - " + "  ".join(f"{k}: {v:.4f}" for k, v in logs.items() if k.startswith("val_")))
 
     def threshold(self) -> float:
         """The confidence above which the best epoch reads CONFIDENT_ACCURACY of validation numbers right."""
         confidences = np.array([c for _, c in self.best_readings])
         correct = np.array([r == t for (r, _), t in zip(self.best_readings, self.numbers)])
         return confidence_threshold(confidences, correct, CONFIDENT_ACCURACY)
+
+
+def held_out_drawings(mnist: str, count: int = 500, seed: int = 50_000) -> tuple[np.ndarray, list[str]] | None:
+    """Numbers drawn from the MNIST val split (never trained on), as reader inputs and their truths."""
+    writer = Handwriting(*load_mnist(mnist, "val"))
+    if not len(writer.labels):
+        return None
+    rng, x, numbers = np.random.default_rng(seed), [], []
+    for _ in range(count):
+        canvas, digits, boxes = writer.compose(rng)
+        x.append(to_input(protocol_crop(canvas, boxes)))
+        numbers.append("".join(map(str, digits)))
+    return np.stack(x), numbers
 
 
 @dataclass
@@ -180,15 +204,19 @@ def train(config: Config, verbose: int = 1) -> dict:
     check = None
     if val_samples:
         val_x = np.stack([to_input(protocol_crop(images[s.path], list(s.boxes))) for s in val_samples])
-        check = NumberAccuracy(val_x, [s.number for s in val_samples])
+        check = NumberAccuracy(val_x, [s.number for s in val_samples], held_out_drawings(config.mnist) if config.mnist else None)
 
     model = build_model(tuple(config.widths), config.dense)
     if config.init:
         model.load_weights(config.init)
     compile_model(model, config, {"length": "sparse_categorical_crossentropy", "digits": "sparse_categorical_crossentropy"})
     record = fit(model, batches, config, dict(data=str(folder), train_images=len(train_samples),
-                                              val_images=len(val_samples), **counts), check, "val_number_acc", verbose)
-    record["confidence_threshold"] = check.threshold() if check else None
+                                              val_images=len(val_samples), **counts), check,
+                 check.monitor if check else "val_number_acc", verbose)
+    if check:  # the kept epoch's figures, whichever one chose it
+        record.update({f"best_{k}": v for k, v in check.best_logs.items()}, confidence_threshold=check.threshold())
+    else:
+        record["confidence_threshold"] = None
     return save_record(config, record)
 
 

@@ -1,5 +1,4 @@
 """The training data generators: shapes, labels that match what was drawn, and seeded determinism."""
-import gzip
 import json
 
 import numpy as np
@@ -18,19 +17,6 @@ from model.data import load_samples
 def photos():
     samples = load_samples(FIXTURES / "svhn_train")
     return samples, {s.path: Image.open(s.path).convert("L") for s in samples}
-
-
-@pytest.fixture(scope="module")
-def mnist_dir(tmp_path_factory):
-    """A 10-digit MNIST in idx format: digit d is a bar of ink at column 2d, so a drawing can be checked."""
-    folder = tmp_path_factory.mktemp("mnist")
-    images = np.zeros((10, 28, 28), np.uint8)
-    for d in range(10):
-        images[d, 4:24, 2 * d + 4: 2 * d + 7] = 255
-    header = lambda dims: bytes([0, 0, 8, len(dims)]) + b"".join(n.to_bytes(4, "big") for n in dims)  # noqa: E731
-    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header((10, 28, 28)) + images.tobytes()))
-    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header((10,)) + bytes(range(10))))
-    return folder
 
 
 def test_read_idx_round_trip(mnist_dir):

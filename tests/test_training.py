@@ -37,6 +37,20 @@ def test_train_export_and_serve(tmp_path):
     assert set(reading.number) <= set("0123456789")
 
 
+def test_with_handwriting_the_kept_epoch_is_best_at_photos_and_drawings(tmp_path, mnist_dir, monkeypatch):
+    from model import handwriting
+
+    monkeypatch.setattr(handwriting, "MNIST_VAL_START", 6)  # the fixture's digits 6-9 become the val split
+    config = Config(data=str(FIXTURES / "svhn_train"), out=str(tmp_path), epochs=2, steps=2, batch=8, widths=(8, 16),
+                    dense=16, seed=7, mnist=str(mnist_dir), handwriting_fraction=0.3)
+    result = train(config, verbose=0)
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    assert {"val_number_acc", "val_handwriting_acc", "val_score"} <= set(log[0].split(","))
+    best = dict(zip(log[0].split(","), log[result["best_epoch"]].split(",")))
+    assert np.isclose(float(best["val_score"]), (result["best_val_number_acc"] + result["best_val_handwriting_acc"]) / 2)
+    assert np.isclose(result["best_val_score"], float(best["val_score"]))
+
+
 def test_optional_shares_cannot_exceed_the_whole(tmp_path):
     pseudo = tmp_path / "pseudo.json"
     pseudo.write_text(json.dumps({"folder": str(FIXTURES / "svhn_test"), "labels": {"1.png": {"number": "5"}}}))
