@@ -34,6 +34,13 @@ def coverage_at(readings: list[dict], threshold: float) -> tuple[float, float]:
     return len(answered) / len(readings), right / max(len(answered), 1)
 
 
+def coverage_at_accuracy(readings: list[dict], accuracy: float = 0.98) -> float:
+    """The largest share of images that can be answered, most confident first, at `accuracy` or better."""
+    coverage, acc, _ = coverage_curve(readings)
+    ok = coverage[acc >= accuracy]
+    return float(ok.max()) if len(ok) else 0.0
+
+
 def confusion(readings: list[dict]) -> np.ndarray:
     matrix = np.zeros((10, 10), int)
     for r in readings:
@@ -122,6 +129,14 @@ def boxes_montage(readings: list[dict], data: Path, path: Path, count: int = 12)
     sheet.save(path)
 
 
+def started_from(run: dict) -> str:
+    """"scratch", an earlier run's name (its best epoch), or the run and checkpoint ("stage3, last")."""
+    if not run.get("init"):
+        return "scratch"
+    init = Path(run["init"])
+    return init.parent.name if init.name == "best.keras" else f"{init.parent.name}, {init.stem}"
+
+
 def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[str, float]], locator: dict | None) -> str:
     """The report beside the model: recipe, validation comparisons, test figures and plots."""
     t = card["training"]
@@ -147,14 +162,16 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
     lines += ["", "## What each means added (validation, crop protocol)", "",
               f"Each run is scored on the same {t['val_images']} held-out photos, so one photo is "
               f"{1 / t['val_images']:.1%}; rows that change several means at once measure them together.", "",
-              "| run | starts from | epochs | recombined | fonts | handwriting | pseudo-labelled photos | validation exact |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| run | starts from | epochs | recombined | fonts | handwriting | pseudo-labelled photos | no-number regions "
+              "| validation exact | handwriting (MNIST val) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for run in runs:
         pseudo = f"{run.get('pseudo_fraction', 0):.0%} of {run['pseudo_labelled_photos']:,}" if run.get("pseudo") else "0%"
-        lines.append(f"| {Path(run['out']).name} | {Path(run['init']).parent.name if run.get('init') else 'scratch'} | "
+        lines.append(f"| {Path(run['out']).name} | {started_from(run)} | "
                      f"{run['epochs']} | {run.get('synth_fraction', 0):.0%} | {run.get('font_fraction', 0):.0%} | "
                      f"{run.get('handwriting_fraction', 0) if run.get('mnist') else 0:.0%} | {pseudo} | "
-                     f"{run['best_val_number_acc']:.1%} |")
+                     f"{run.get('blank_fraction', 0):.0%} | {run['best_val_number_acc']:.1%} | "
+                     f"{format(run['best_val_handwriting_acc'], '.1%') if 'best_val_handwriting_acc' in run else '-'} |")
     if quantized:
         lines += ["", "## float32 against int8 (validation, crop protocol)", "", "| export | validation exact |", "| --- | --- |"]
         lines += [f"| {name} | {acc:.1%} |" for name, acc in quantized]
@@ -196,7 +213,8 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
                   "98% right. On test 1-500:", ""]
         for protocol in (p for p in ("crop", "whole", "scene") if p in report):
             cov, acc = coverage_at(report[protocol]["readings"], threshold)
-            lines.append(f"* {protocol}: confident on {cov:.1%} of the images, {acc:.1%} of those right")
+            lines.append(f"* {protocol}: confident on {cov:.1%} of the images, {acc:.1%} of those right; "
+                         f"the most confident {coverage_at_accuracy(report[protocol]['readings']):.1%} are 98% right")
     lines += ["", "![accuracy against coverage](coverage.png) ![digit confusions](confusion.png)", "",
               "Most confident failures (crop protocol; truth, reading, confidence):", "", "![failures](failures.png)", ""]
     return "\n".join(lines)
