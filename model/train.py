@@ -161,14 +161,14 @@ class Config:
     font_fraction: float = 0.0  # share of numbers rendered from fonts
     blank_fraction: float = 0.0  # share of digit-free regions, read as no number
     fonts: str = ",".join(FONT_DIRS)  # comma-separated folders searched for font files
-    mnist: str | None = None  # MNIST folder: adds handwritten numbers (train split only)
+    mnist: str | None = None  # MNIST folder: adds handwritten numbers (MNIST train less its last 10,000)
     handwriting_fraction: float = 0.1
     pseudo: str | None = None  # pseudo-labels from model.pseudo: adds unlabelled photos
     pseudo_fraction: float = 0.2
     widths: tuple[int, ...] = WIDTHS
     dense: int = 256
     seed: int = 1234
-    init: str | None = None  # an earlier run's best.keras to start from (same widths and dense)
+    init: str | None = None  # a .keras checkpoint of an earlier run to start from (same widths and dense)
 
 
 def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tuple[list, dict]:
