@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from PIL import Image
 
 from model.data import Sample
