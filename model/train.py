@@ -6,11 +6,13 @@
 DATA is a labelled folder (labels.json or digitStruct.mat) or a root holding `train/`.
 Each training batch mixes augmented real photos with numbers recombined from real digit crops
 (model/synth.py), numbers rendered from installed fonts (model/render.py, --font-fraction),
-regions without digits labelled as no number (--blank-fraction) and, when asked for, handwritten numbers from MNIST train (--mnist DIR) and unlabelled photos read
-confidently by an earlier model (--pseudo FILE, see model/pseudo.py). --init starts from an
-earlier run's weights instead of from scratch.
+regions without digits labelled as no number (--blank-fraction) and, when asked for,
+handwritten numbers from MNIST train (--mnist DIR) and unlabelled photos read confidently by
+an earlier model (--pseudo FILE, see model/pseudo.py). --init starts from an earlier run's
+weights instead of from scratch.
 A fraction of the real photos is held out, never augmented, and read under
-the crop protocol after every epoch; the best epoch on it is kept. Everything goes to --out
+the crop protocol after every epoch; the best epoch on it (with --mnist, on it and on
+held-out handwriting together) is kept. Everything goes to --out
 (outside git): best.keras, last.keras, log.csv and train.json, which `model.export` reads.
 """
 from __future__ import annotations
