@@ -19,11 +19,14 @@ from model.runtime import DEFAULT_MODEL
 
 def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | None, runs: Path, out: Path) -> dict:
     from model.export import export, model_card
-    from model.pseudo import label_folder
     from model.train import Config, train
 
     for stage in recipe["stages"]:
         folder = runs / stage["run"]
+        done = folder / "train.json"
+        if done.exists() and "train_seconds" in json.loads(done.read_text()):
+            print(f"stage {stage['run']}: already trained in {folder}")
+            continue
         settings = dict(stage.get("train", {}))
         if settings.pop("mnist", False):
             if not mnist:
@@ -32,14 +35,10 @@ def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | Non
         if "pseudo_from" in stage:
             if not unlabelled:
                 raise SystemExit(f"stage {stage['run']} learns from unlabelled photos: give --unlabelled")
-            settings["pseudo"] = str(pseudo_labels(runs / stage["pseudo_from"], unlabelled, export, label_folder))
+            settings["pseudo"] = str(pseudo_labels(runs / stage["pseudo_from"], unlabelled))
         if "init" in stage:  # a stage ("stage2": its best epoch) or one of its checkpoints ("stage2/last.keras")
             init = runs / stage["init"]
             settings["init"] = str(init if init.suffix == ".keras" else init / "best.keras")
-        done = folder / "train.json"
-        if done.exists() and "train_seconds" in json.loads(done.read_text()):
-            print(f"stage {stage['run']}: already trained in {folder}")
-            continue
         print(f"stage {stage['run']}: training into {folder}")
         train(Config(data=data, out=str(folder), **settings), verbose=2)
     last = runs / recipe["stages"][-1]["run"]
@@ -51,8 +50,11 @@ def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | Non
     return card
 
 
-def pseudo_labels(run: Path, unlabelled: str, export, label_folder) -> Path:
+def pseudo_labels(run: Path, unlabelled: str) -> Path:
     """The unlabelled photos read by an earlier stage's model, at that model's 98%-right confidence."""
+    from model.export import export
+    from model.pseudo import label_folder
+
     labels = run.parent / f"pseudo-{run.name}.json"
     if not labels.exists():
         model = run / "model.tflite"
