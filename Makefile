@@ -28,8 +28,8 @@ test: $(VENV)/.dev
 
 # The bundled models, end to end (see README, "Training"): the reader's stages (model/recipe.json:
 # a first reader on the labelled photos, then readers that also learn from the unlabelled photos
-# an earlier stage reads confidently, MNIST handwriting and font-rendered numbers), then the
-# localiser; exported with int8 weights, calibrated, scored and reported.
+# an earlier stage reads confidently, MNIST handwriting and font-rendered numbers; the pad's drawing
+# reader after them), then the localiser; exported with int8 weights, calibrated, scored and reported.
 SVHN ?= data/svhn
 UNLABELLED ?= data/svhn_unlabeled
 MNIST ?= data/mnist

@@ -10,7 +10,7 @@ from flask_talisman import Talisman
 from werkzeug.exceptions import HTTPException
 
 from model.pipeline import Pipeline
-from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL
+from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +28,7 @@ CONTENT_SECURITY_POLICY = {
 DEFAULTS = {
     "MODEL_PATH": str(DEFAULT_MODEL),
     "LOCATOR_PATH": str(DEFAULT_LOCATOR),
+    "DRAWING_MODEL_PATH": str(DEFAULT_DRAWING),
     "MAX_CONTENT_LENGTH": 10_000_000,  # bytes per request (env MAX_UPLOAD_BYTES)
     # width x height of one image (env MAX_IMAGE_PIXELS): a 24-megapixel phone photo passes, and the
     # costliest picture allowed (HEIC) takes a worker to about 250 MB while it is decoded (bench/peak.py).
@@ -53,6 +54,7 @@ def create_app(config: dict | None = None) -> Flask:
         {key: cast(os.environ[env]) for key, env, cast in (
             ("MODEL_PATH", "MODEL_PATH", str),
             ("LOCATOR_PATH", "LOCATOR_PATH", str),
+            ("DRAWING_MODEL_PATH", "DRAWING_MODEL_PATH", str),
             ("MAX_CONTENT_LENGTH", "MAX_UPLOAD_BYTES", int),
             ("MAX_IMAGE_PIXELS", "MAX_IMAGE_PIXELS", int),
             ("RATE_LIMIT", "RATE_LIMIT", str),
@@ -63,7 +65,8 @@ def create_app(config: dict | None = None) -> Flask:
     # variable on the server cannot expose the debugger or tracebacks. Only code (tests) can.
     app.config["DEBUG"] = False
     app.config.update(config or {})
-    app.extensions["pipeline"] = Pipeline(app.config["MODEL_PATH"], app.config["LOCATOR_PATH"])
+    app.extensions["pipeline"] = Pipeline(app.config["MODEL_PATH"], app.config["LOCATOR_PATH"],
+                                          app.config["DRAWING_MODEL_PATH"])
     # HTTPS is the platform's job (Heroku's router terminates TLS), so no redirect here.
     Talisman(app, force_https=False, content_security_policy=CONTENT_SECURITY_POLICY,
              referrer_policy="no-referrer", frame_options="DENY", session_cookie_secure=False)

@@ -47,10 +47,17 @@ def image_bytes() -> bytes:
     raise ImageError(415, f"Unsupported content type '{mimetype}': send multipart/form-data, application/json or image/*.")
 
 
+KINDS = ("photo", "drawing")  # ?kind=: a photo goes through the localiser; a drawing (the pad's) is read by its ink
+
+
 @bp.post("/predict")
 def predict():
+    kind = request.args.get("kind", "photo")
+    if kind not in KINDS:
+        raise ImageError(400, f"Unknown kind '{kind}': use kind=photo (the default) or kind=drawing.")
     image = decode_image(image_bytes(), current_app.config["MAX_IMAGE_PIXELS"])
-    answer = current_app.extensions["pipeline"].read(image)
+    pipeline = current_app.extensions["pipeline"]
+    answer = pipeline.read_drawing(image) if kind == "drawing" else pipeline.read(image)
     width, height = original_size(image)
     # Big photos are decoded at a reduced scale; boxes go back in the uploaded image's pixels.
     to_original = width / image.width, height / image.height
@@ -75,14 +82,15 @@ def predict():
             "digits": [[round(p, 4) for p in position] for position in best.reading.digit_probs],
         } if best else None,
         model_ms=round(answer.model_ms, 3),
-        model=current_app.extensions["pipeline"].name,
+        model=pipeline.drawings.name if kind == "drawing" else pipeline.name,
         image={"width": width, "height": height},
     )
 
 
 @bp.get("/healthz")
 def healthz():
-    return jsonify(status="ok", model=current_app.extensions["pipeline"].name)
+    pipeline = current_app.extensions["pipeline"]
+    return jsonify(status="ok", model=pipeline.name, drawing_model=pipeline.drawings.name)
 
 
 @bp.errorhandler(ImageError)

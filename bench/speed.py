@@ -4,19 +4,22 @@
 
 Measures, in one fresh process: resident memory after importing the app and loading the model,
 the model time per image (LiteRT invokes of the localiser and of the reader on each candidate), and the end-to-end /predict time through Flask's
-test client (decode + preprocess + model + JSON), as p50/p95 over every image x repeat.
+test client (decode + preprocess + model + JSON), as p50/p95 over every image x repeat; the
+same for pen drawings sent as the page's pad sends them (?kind=drawing), and for a
+12-megapixel phone JPEG.
 """
 from __future__ import annotations
 
 import argparse
-import subprocess
+import io
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-
+DRAWN = ("7", "38", "210", "2048", "4096", "96")  # drawn along the Hershey strokes, as on the pad
 
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -66,6 +69,21 @@ def main() -> None:
         model_ms.append(body["model_ms"])
 
     after_pngs = rss_mb()
+    from scripts.pen import pen_drawing
+
+    drawings = []
+    for number in DRAWN:  # the pad's size: 480x240 with a 16-pixel pen
+        buffer = io.BytesIO()
+        pen_drawing(number, height=160, pen=16).save(buffer, "PNG")
+        drawings.append(buffer.getvalue())
+    drawing_model_ms, drawing_ms, drawn_right = [], [], 0
+    for number, data in list(zip(DRAWN, drawings)) * args.repeat:
+        started = time.perf_counter()
+        body = client.post("/predict?kind=drawing", data=data, content_type="image/png").get_json()
+        drawing_ms.append((time.perf_counter() - started) * 1000)
+        drawing_model_ms.append(body["model_ms"])
+        drawn_right += body["number"] == number
+
     photo = phone_photo(Path(args.images) / "2.png")  # SVHN test photo 2: "210"
     phone_ms = []
     for _ in range(args.repeat * 4):
@@ -74,14 +92,18 @@ def main() -> None:
         phone_ms.append((time.perf_counter() - started) * 1000)
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    sizes = " + ".join(f"{Path(app.config[key]).stat().st_size / 1e6:.1f} MB" for key in ("LOCATOR_PATH", "MODEL_PATH"))
-    print(f"models: {app.extensions['pipeline'].name} ({sizes})")
+    sizes = " + ".join(f"{Path(app.config[key]).stat().st_size / 1e6:.1f} MB"
+                       for key in ("LOCATOR_PATH", "MODEL_PATH", "DRAWING_MODEL_PATH"))
+    print(f"models: {app.extensions['pipeline'].name} and {app.extensions['pipeline'].drawings.name} ({sizes})")
     print(f"tensorflow imported: {'tensorflow' in sys.modules}")
     print(f"memory: {base:.0f} MB interpreter, {loaded:.0f} MB with app and model, {after_pngs:.0f} MB after {len(total_ms)} "
           f"photos, {rss_mb():.0f} MB after {len(phone_ms)} 12-megapixel JPEGs more")
     print(f"model time:      p50 {percentile(model_ms, 50):.2f} ms  p95 {percentile(model_ms, 95):.2f} ms")
     print(f"/predict (in-process, PNG of {len(files)} SVHN test photos x {args.repeat}): "
           f"p50 {percentile(total_ms, 50):.2f} ms  p95 {percentile(total_ms, 95):.2f} ms")
+    print(f"drawings ({len(DRAWN)} numbers drawn with a pen x {args.repeat}, {drawn_right} read right): model time "
+          f"p50 {percentile(drawing_model_ms, 50):.2f} ms  p95 {percentile(drawing_model_ms, 95):.2f} ms; /predict?kind=drawing "
+          f"p50 {percentile(drawing_ms, 50):.2f} ms  p95 {percentile(drawing_ms, 95):.2f} ms")
     print(f"/predict (in-process, 12-megapixel JPEG of {len(photo) / 1e6:.1f} MB, read \"{body['number']}\" x {len(phone_ms)}): "
           f"p50 {percentile(phone_ms, 50):.1f} ms  p95 {percentile(phone_ms, 95):.1f} ms")
 

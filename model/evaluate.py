@@ -11,10 +11,11 @@ Each picture is decoded by the web app's decoder and answered as POST /predict a
   none     pictures without digits (regions of the photos away from any digit box, plain
            textures): the figure is the share for which a number is reported, lower is better
   reader   the crop protocol read by the reader alone, without the localiser
-With --mnist, also numbers of 1-4 MNIST digits drawn dark on a light sheet, as the canvas
-sends them: from MNIST test by default, or with --mnist-split val from the train file's last
-10,000 images (model/handwriting.py), for tuning without looking at test. Prints every
-figure; --report writes them with each picture's reading.
+With --mnist, also numbers of 1-4 MNIST digits drawn dark on a light sheet, read as the pad's
+drawings are (POST /predict?kind=drawing), or with --mnist-as photo as an upload would be:
+from MNIST test by default, or with --mnist-split val from the train file's last 10,000 images
+(model/handwriting.py), for tuning without looking at test. Prints every figure; --report
+writes them with each picture's reading.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from PIL import Image
 from model.data import Sample, load_samples, split
 from model.pipeline import Pipeline
 from model.preprocess import protocol_crop, union_box
-from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL
+from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL
 from model.scenes import negatives_of, scene_of
 from model.synth import walls_of
 
@@ -104,20 +105,21 @@ def evaluate(pipeline: Pipeline, samples: list[Sample], protocol: str) -> dict:
 
 
 def evaluate_handwriting(pipeline: Pipeline, mnist: str, count: int = 1000, seed: int = SEED,
-                         split: str = "test") -> dict:
+                         split: str = "test", kind: str = "drawing") -> dict:
     """Numbers of 1-4 MNIST digits of a split ("test" or "val") drawn as dark strokes on a light
-    sheet, read whole as the canvas sends them."""
+    sheet, read as the pad's drawings (kind "drawing") or as uploaded photos (kind "photo")."""
     from model.handwriting import Handwriting, load_mnist
 
     writer, rng = Handwriting(*load_mnist(mnist, split)), np.random.default_rng(seed)
+    read = pipeline.read_drawing if kind == "drawing" else pipeline.read
     readings = []
     for i in range(count):
         canvas, digits, _ = writer.compose(rng)
-        answer = pipeline.read(decoded(canvas.convert("RGB")))
+        answer = read(decoded(canvas.convert("RGB")))
         readings.append({"image": f"mnist-{split}-{i}", "truth": "".join(map(str, digits)), "read": answer.number,
                          "confidence": round(answer.best.reading.confidence, 4) if answer.found else 0.0})
     return dict(score([r["read"] for r in readings], [r["truth"] for r in readings]),
-                protocol="handwriting", mnist_split=split, readings=readings)
+                protocol="handwriting", mnist_split=split, read_as=kind, readings=readings)
 
 
 def validation_samples(run: str) -> list[Sample]:
@@ -130,7 +132,8 @@ def summary(result: dict) -> str:
     if result["protocol"] == "none":
         return f" none: a number reported for {result['number_reported']:.2%} of {result['images']} pictures without digits"
     lengths = ", ".join(f"{k} digits {v['number_accuracy']:.1%} of {v['images']}" for k, v in result["by_length"].items())
-    name = result["protocol"] + (f" (MNIST {result['mnist_split']})" if "mnist_split" in result else "")
+    name = result["protocol"] + (f" (MNIST {result['mnist_split']}, read as a {result['read_as']})"
+                                 if "mnist_split" in result else "")
     return (f"{name:>5}: numbers {result['number_accuracy']:.2%}  digits {result['digit_accuracy']:.2%}"
             f"  ({result['images']} images; by length: {lengths})")
 
@@ -147,19 +150,22 @@ def main() -> None:
     parser.add_argument("--mnist", help="MNIST folder: also read 1,000 numbers drawn from MNIST digits")
     parser.add_argument("--mnist-split", choices=("val", "test"), default="test",
                         help="which MNIST digits --mnist draws from: val for tuning, test for the final figure")
+    parser.add_argument("--mnist-as", choices=("drawing", "photo"), default="drawing",
+                        help="read the drawings as the pad sends them (kind=drawing) or as uploaded photos")
+    parser.add_argument("--drawing-model", default=str(DEFAULT_DRAWING), help="the drawing reader (.tflite)")
     parser.add_argument("--report", help="write the JSON report here")
     args = parser.parse_args()
-    pipeline = Pipeline(args.model, args.locator)
+    pipeline = Pipeline(args.model, args.locator, args.drawing_model)
     samples = (validation_samples(args.val_of) if args.val_of else load_samples(args.data))[: args.limit]
     results = {p: evaluate(pipeline, samples, p) for p in args.protocol}
     if args.mnist:
-        results["handwriting"] = evaluate_handwriting(pipeline, args.mnist, split=args.mnist_split)
+        results["handwriting"] = evaluate_handwriting(pipeline, args.mnist, split=args.mnist_split, kind=args.mnist_as)
     for result in results.values():
         print(summary(result))
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps({
-            "model": pipeline.reader.name, "locator": pipeline.locator.name,
+            "model": pipeline.reader.name, "locator": pipeline.locator.name, "drawing_model": pipeline.drawings.name,
             "data": args.data or f"validation of {args.val_of}",
             "confidence_threshold": pipeline.reader.threshold, "found_threshold": pipeline.locator.threshold,
             **results}, indent=1))

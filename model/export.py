@@ -19,7 +19,6 @@ from model.heatmap import GRID, LOCATOR_SIZE
 from model.preprocess import INPUT_SIZE
 from model.runtime import DEFAULT_MODEL
 
-
 RESULTS = ("out", "best_val_number_acc", "best_val_found", "best_epoch", "confidence_threshold", "found_threshold")
 
 
@@ -39,17 +38,25 @@ def export(checkpoint: Path, out: Path, quantize: str = "none") -> None:
     model.export(str(out), format="litert", verbose=False, **options)
 
 
+def kind_of(trained: dict) -> str:
+    """locator, drawing (a reader kept for handwriting: the canvas's) or sequence (the photo reader)."""
+    if is_locator(trained):
+        return "locator"
+    return "drawing" if trained.get("monitor") == "val_handwriting_acc" else "sequence"
+
+
 def model_card(run: Path, out: Path, quantize: str, test: dict | None) -> dict:
     trained = json.loads((run / "train.json").read_text())
+    kind = kind_of(trained)
     card = {
-        "name": f"svhn-{'locator' if is_locator(trained) else 'sequence'}-{datetime.date.today():%Y%m%d}-{run.name}",
+        "name": f"svhn-{kind}-{datetime.date.today():%Y%m%d}-{run.name}",
         "file": out.name,
         "bytes": out.stat().st_size,
         "date": datetime.date.today().isoformat(),
         "quantization": quantize,
         "training": {k: v for k, v in trained.items() if k not in RESULTS},
     }
-    if is_locator(trained):
+    if kind == "locator":
         card.update(
             input={"shape": [LOCATOR_SIZE, LOCATOR_SIZE, 1], "preprocess": "model/heatmap.py:locator_input (letterboxed grey)"},
             outputs={"locations": f"{GRID}x{GRID} cells x (P(number centre), offset x, offset y, log width, log height)"},
@@ -63,7 +70,10 @@ def model_card(run: Path, out: Path, quantize: str, test: dict | None) -> dict:
             input={"shape": [INPUT_SIZE, INPUT_SIZE, 1], "preprocess": "model/preprocess.py:to_input (grey, per-image contrast)"},
             outputs={"length": "P(0..5 digits)", "digits": "5 positions x P(0-9, 10 = no digit)"},
             validation={"images": trained["val_images"], "protocol": "crop",
-                        "number_accuracy": trained["best_val_number_acc"], "best_epoch": trained["best_epoch"]},
+                        "number_accuracy": trained["best_val_number_acc"], "best_epoch": trained["best_epoch"]}
+            if kind == "sequence" else
+            {"drawings": "500 numbers of 1-4 MNIST val digits (the train file's last 10,000), cut around their ink",
+             "number_accuracy": trained["best_val_handwriting_acc"], "best_epoch": trained["best_epoch"]},
             confidence_threshold=trained.get("confidence_threshold"),
         )
     card["test"] = test

@@ -12,9 +12,9 @@ import keras
 from keras import layers
 
 from model.data import MAX_DIGITS
+from model.decode import BLANK
 from model.preprocess import INPUT_SIZE
 
-from model.decode import BLANK
 WIDTHS = (32, 64, 128, 192)  # channels per block; each block halves the resolution
 
 

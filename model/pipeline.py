@@ -1,4 +1,5 @@
 """A whole picture -> the house number in it: find candidate regions, read each, pick one.
+A drawing from the page's pad is read by its own path, read_drawing().
 
 The localiser proposes a few boxes and looks again, closer, at small ones; each box is cut out
 with margins like those the reader was trained on (around the crop protocol's 30%) and read.
@@ -9,14 +10,17 @@ validation pictures without digits, model/calibrate.py) and it has at least one 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image
 
+from model.data import MAX_DIGITS
+from model.drawing import box_of, cut_out, ink_mask, pieces
 from model.heatmap import iou
 from model.preprocess import Box, grow_box, protocol_crop
-from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL, Locator, Reader, Reading
+from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL, Locator, Reader, Reading
 
 CANDIDATES = 3  # regions read per picture: the reader costs well under a millisecond each
 MARGINS = (0.2, 0.3, 0.45)  # per side, in box sizes: the reader was trained on crops with 10-50%
@@ -80,10 +84,22 @@ def fills(box: Box, image: Image.Image, share: float = 0.8) -> bool:
     return width >= share * image.width and height >= share * image.height
 
 
+def joined(readings: list[Reading], threshold: float) -> Reading:
+    """Pieces of a drawing read one by one -> the number they make: right only if every piece is,
+    so its confidence is the product. Its digit rows are each piece's own for the digits it read;
+    it has no length distribution (empty), the length being the pieces' count."""
+    number = "".join(r.number for r in readings)
+    confidence = math.prod(r.confidence for r in readings)
+    digits = [row for r in readings for row in r.digit_probs[: len(r.number)]]
+    return Reading(number, confidence, confidence >= threshold, [], digits, sum(r.model_ms for r in readings))
+
+
 class Pipeline:
-    def __init__(self, reader_path: str | Path = DEFAULT_MODEL, locator_path: str | Path = DEFAULT_LOCATOR):
+    def __init__(self, reader_path: str | Path = DEFAULT_MODEL, locator_path: str | Path = DEFAULT_LOCATOR,
+                 drawing_path: str | Path = DEFAULT_DRAWING):
         self.reader = Reader(reader_path)
         self.locator = Locator(locator_path)
+        self.drawings = Reader(drawing_path)
         self.name = f"{self.locator.name}+{self.reader.name}"
 
     def read(self, image: Image.Image) -> Answer:
@@ -100,6 +116,29 @@ class Pipeline:
         best = candidates[0] if candidates else None
         found = best is not None and best.score >= self.locator.threshold and best.reading.number != ""
         return Answer(found, best, candidates, model_ms)
+
+    def read_drawing(self, image: Image.Image) -> Answer:
+        """A drawing (strokes on a plain sheet, as the page's pad sends) -> the number drawn.
+
+        The drawing reader reads the ink whole and, where the digits stand apart, piece by
+        piece. The pieces' reading competes (on confidence) only when it has as many digits as
+        the whole one: a digit drawn in two strokes with a gap between them makes one piece too
+        many, and the whole reading is the better judge of the count. An empty sheet is no number.
+        """
+        mask = ink_mask(image)
+        box = box_of(mask)
+        if box is None:
+            return Answer(False, None, [], 0.0)
+        candidates = [Candidate(box, 1.0, self.drawings.read(cut_out(image, box)))]
+        parts = pieces(mask)
+        if 1 < len(parts) <= MAX_DIGITS:
+            apart = joined([self.drawings.read(cut_out(image, part)) for part in parts], self.drawings.threshold)
+            if len(apart.number) <= MAX_DIGITS:
+                candidates.append(Candidate(box, 1.0, apart))
+        whole = candidates[0].reading
+        candidates.sort(key=lambda c: (len(c.reading.number) == len(whole.number), c.reading.confidence), reverse=True)
+        best = candidates[0]
+        return Answer(best.reading.number != "", best, candidates, sum(c.reading.model_ms for c in candidates))
 
     def read_box(self, image: Image.Image, box: Box) -> Reading:
         """The most confident of the readings with a tighter, the usual and a looser margin:

@@ -5,8 +5,10 @@
 Each stage is one model.train run into RUNS/<run>. Before a stage with "pseudo_from", the
 earlier stage's model is exported and reads the unlabelled photos (model/pseudo.py); a stage
 with "init" starts from an earlier stage's weights (its best epoch, or a named checkpoint). The
-last stage is exported to --out with its model card. A stage whose RUNS/<run>/train.json
-already records a result is not run again, so an interrupted recipe picks up where it stopped.
+photo reader (the stage named by export.reader, else the last) is exported to --out with its
+model card; a stage with "export" (the canvas's drawing reader) to that file beside --out.
+A stage whose RUNS/<run>/train.json already records a result is not run again, so an
+interrupted recipe picks up where it stopped.
 """
 from __future__ import annotations
 
@@ -41,13 +43,17 @@ def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | Non
             settings["init"] = str(init if init.suffix == ".keras" else init / "best.keras")
         print(f"stage {stage['run']}: training into {folder}")
         train(Config(data=data, out=str(folder), **settings), verbose=2)
-    last = runs / recipe["stages"][-1]["run"]
-    quantize = recipe.get("export", {}).get("quantize", "none")
-    export(last / "best.keras", out, quantize)
-    card = model_card(last, out, quantize, None)
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"wrote {out} ({card['bytes'] / 1e6:.1f} MB) and {out.with_suffix('.json')}")
-    return card
+    settings = recipe.get("export", {})
+    quantize = settings.get("quantize", "none")
+    targets = {settings.get("reader", recipe["stages"][-1]["run"]): out}
+    targets.update({stage["run"]: out.with_name(stage["export"]) for stage in recipe["stages"] if "export" in stage})
+    cards = {}
+    for run, target in targets.items():
+        export(runs / run / "best.keras", target, quantize)
+        cards[run] = model_card(runs / run, target, quantize, None)
+        target.with_suffix(".json").write_text(json.dumps(cards[run], indent=2) + "\n")
+        print(f"wrote {target} ({cards[run]['bytes'] / 1e6:.1f} MB) and {target.with_suffix('.json')}")
+    return cards
 
 
 def pseudo_labels(run: Path, unlabelled: str) -> Path:

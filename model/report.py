@@ -137,7 +137,8 @@ def started_from(run: dict) -> str:
     return init.parent.name if init.name == "best.keras" else f"{init.parent.name}, {init.stem}"
 
 
-def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[str, float]], locator: dict | None) -> str:
+def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[str, float]], locator: dict | None,
+             drawing: dict | None = None) -> str:
     """The report beside the model: recipe, validation comparisons, test figures and plots."""
     t = card["training"]
     lines = [f"# Model report: {card['name']}", "",
@@ -196,6 +197,18 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
                   "half or more, at the score that 97.5% of the validation pictures without digits stay under). The "
                   f"serving threshold, {locator['found_threshold']:.3f}, is that score again, taken through the whole "
                   "pipeline with the bundled reader on five digit-free pictures per held-out photo (`model.calibrate`)."]
+    if drawing:
+        dt = drawing["training"]
+        lines += ["", "## The drawing reader", "",
+                  f"`{drawing['file']}` ({drawing['bytes'] / 1e6:.1f} MB, the reader's network) reads what the page's pad "
+                  "sends (`POST /predict?kind=drawing`). A drawing needs no localiser: its number is the ink on the "
+                  "plain sheet, and digits drawn apart are read one by one as well as whole (model/drawing.py, "
+                  "model/pipeline.py). It goes on from the photo reader in the recipe's last stages, on MNIST train "
+                  f"handwriting alone, then on {dt.get('handwriting_fraction', 0):.0%} handwriting with "
+                  f"{dt.get('font_fraction', 0):.0%} font-rendered and {dt.get('synth_fraction', 0):.0%} recombined numbers "
+                  f"({dt['epochs']} epochs, {dt['train_seconds'] / 60:.0f} minutes on the CPU), keeping the epoch best on "
+                  f"{drawing['validation']['drawings']}: {drawing['validation']['number_accuracy']:.1%} exact there "
+                  "(each cut around its digits' box)."]
     lines += ["", f"## SVHN test 1-500 ({report['data']}; never trained or tuned on)", "",
               "| protocol | images | exact number | per digit | by length |", "| --- | --- | --- | --- | --- |"]
     for protocol in ("crop", "whole", "scene", "reader", "handwriting"):
@@ -211,7 +224,9 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
               "pipeline (localiser, then reader); whole: the photo as it is; scene: the photo pasted at a random "
               "spot of a background three times its width and height (textures, or regions of other test photos "
               "away from their digits); reader: the crop read by the reader alone; handwriting: 1,000 numbers of "
-              "1-4 MNIST *test* digits drawn dark on light, read whole as the canvas sends them.", "",
+              "1-4 MNIST *test* digits drawn dark on light, read "
+              + ("as the pad's drawings are (the drawing reader)" if report.get("handwriting", {}).get("read_as") == "drawing"
+                 else "as uploaded photos are (localiser, then reader)") + ".", "",
               "Boxes found on whole test photos (green: the answer's box; grey: the true digits' union box):", "",
               "![boxes found](boxes.png)"]
     threshold = report.get("confidence_threshold")
@@ -234,6 +249,7 @@ def main() -> None:
     parser.add_argument("--out", default="model/report")
     parser.add_argument("--card", default="model/svhn.json")
     parser.add_argument("--locator-card", default="model/locator.json")
+    parser.add_argument("--drawing-card", default="model/drawing.json")
     parser.add_argument("--runs", nargs="*", default=[], help="training runs to compare on validation (their train.json)")
     parser.add_argument("--quantized", nargs="*", default=[], metavar="NAME=ACC",
                         help="validation accuracy of float32 and int8 exports, e.g. float32=0.83 int8=0.83")
@@ -251,7 +267,8 @@ def main() -> None:
     quantized = [(item.split("=")[0], float(item.split("=")[1])) for item in args.quantized]
     card = json.loads(Path(args.card).read_text())
     locator = json.loads(Path(args.locator_card).read_text()) if Path(args.locator_card).exists() else None
-    (out / "README.md").write_text(markdown(report, card, runs, quantized, locator))
+    drawing = json.loads(Path(args.drawing_card).read_text()) if Path(args.drawing_card).exists() else None
+    (out / "README.md").write_text(markdown(report, card, runs, quantized, locator, drawing))
     threshold = report.get("confidence_threshold")
     for protocol, result in results.items():
         line = f"{protocol}: {result['number_accuracy']:.2%} exact"

@@ -23,6 +23,7 @@ from model.preprocess import Box, to_input
 
 DEFAULT_MODEL = Path(__file__).with_name("svhn.tflite")
 DEFAULT_LOCATOR = Path(__file__).with_name("locator.tflite")
+DEFAULT_DRAWING = Path(__file__).with_name("drawing.tflite")  # the reader for the pad's drawings
 
 
 class LiteModel:

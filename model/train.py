@@ -18,12 +18,12 @@ held-out handwriting together) is kept. Everything goes to --out
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
-import keras  # noqa: E402
+import keras
 import numpy as np
 from PIL import Image
 
@@ -34,10 +34,10 @@ from model.decode import BLANK, confidence_threshold, decode_batch
 from model.fitting import SeededBatches, compile_model, fit, save_record, training_photos
 from model.handwriting import Handwriting, load_mnist
 from model.net import WIDTHS, build_model
-from model.pseudo import load_pseudo_labels, pseudo_photos
-from model.scenes import background
-from model.render import FONT_DIRS, FontNumbers, font_files, usable_fonts
 from model.preprocess import INPUT_SIZE, protocol_crop, to_input, union_box
+from model.pseudo import load_pseudo_labels, pseudo_photos
+from model.render import FONT_DIRS, FontNumbers, font_files, usable_fonts
+from model.scenes import background
 from model.synth import DigitBank
 
 INPUT_SHAPE = (INPUT_SIZE, INPUT_SIZE, 1)
@@ -109,10 +109,17 @@ class NumberAccuracy(keras.callbacks.Callback):
     better than any before), so the confidence threshold needs no second pass over the data.
     """
 
-    def __init__(self, x: np.ndarray, numbers: list[str], drawings: tuple[np.ndarray, list[str]] | None = None):
+    def __init__(self, x: np.ndarray, numbers: list[str], drawings: tuple[np.ndarray, list[str]] | None = None,
+                 monitor: str = "auto"):
         super().__init__()
         self.x, self.numbers, self.drawings = x, numbers, drawings
-        self.monitor = "val_score" if drawings else "val_number_acc"
+        if monitor == "auto":
+            monitor = "val_score" if drawings else "val_number_acc"
+        if monitor != "val_number_acc" and not drawings:
+            raise ValueError(f"monitoring {monitor} needs held-out handwriting: give --mnist")
+        # The confidence threshold is set on the pictures this reader is for: the drawings
+        # for a drawing reader, the photos otherwise.
+        self.monitor, self.threshold_on = monitor, drawings[1] if monitor == "val_handwriting_acc" else numbers
         self.best, self.best_logs, self.best_readings = -1.0, {}, []
 
     def accuracy(self, x: np.ndarray, numbers: list[str]) -> tuple[float, list]:
@@ -123,8 +130,10 @@ class NumberAccuracy(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs["val_number_acc"], readings = self.accuracy(self.x, self.numbers)
         if self.drawings:
-            logs["val_handwriting_acc"], _ = self.accuracy(*self.drawings)
+            logs["val_handwriting_acc"], drawn = self.accuracy(*self.drawings)
             logs["val_score"] = (logs["val_number_acc"] + logs["val_handwriting_acc"]) / 2
+            if self.monitor == "val_handwriting_acc":
+                readings = drawn
         if logs[self.monitor] > self.best:
             self.best, self.best_readings = logs[self.monitor], readings
             self.best_logs = {k: v for k, v in logs.items() if k.startswith("val_")}
@@ -133,7 +142,7 @@ class NumberAccuracy(keras.callbacks.Callback):
     def threshold(self) -> float:
         """The confidence above which the best epoch reads CONFIDENT_ACCURACY of validation numbers right."""
         confidences = np.array([c for _, c in self.best_readings])
-        correct = np.array([r == t for (r, _), t in zip(self.best_readings, self.numbers)])
+        correct = np.array([r == t for (r, _), t in zip(self.best_readings, self.threshold_on)])
         return confidence_threshold(confidences, correct, CONFIDENT_ACCURACY)
 
 
@@ -171,6 +180,9 @@ class Config:
     dense: int = 256
     seed: int = 1234
     init: str | None = None  # a .keras checkpoint of an earlier run to start from (same widths and dense)
+    # The epoch kept: best on val_number_acc (photos), val_handwriting_acc (drawings: the canvas
+    # reader) or val_score (their mean); auto is val_score with --mnist, else val_number_acc.
+    monitor: str = "auto"
 
 
 def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tuple[list, dict]:
@@ -206,7 +218,8 @@ def train(config: Config, verbose: int = 1) -> dict:
     check = None
     if val_samples:
         val_x = np.stack([to_input(protocol_crop(images[s.path], list(s.boxes))) for s in val_samples])
-        check = NumberAccuracy(val_x, [s.number for s in val_samples], held_out_drawings(config.mnist) if config.mnist else None)
+        check = NumberAccuracy(val_x, [s.number for s in val_samples],
+                               held_out_drawings(config.mnist) if config.mnist else None, config.monitor)
 
     model = build_model(tuple(config.widths), config.dense)
     if config.init:

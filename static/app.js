@@ -22,13 +22,14 @@ let controller = null;
 let objectUrl = null;
 let source = null; // what the result shows: 'photo', 'drawing' or 'sample'
 
-async function post(blob, signal) {
+// kind: 'drawing' for the pad, whose ink is the number; 'photo' for anything else.
+async function post(blob, kind, signal) {
   const form = new FormData();
   form.append('image', blob, blob.name || 'picture');
   let res;
   try {
     // No Content-Type header: the browser adds the multipart boundary itself.
-    res = await fetch('/predict', { method: 'POST', body: form, signal });
+    res = await fetch('/predict?kind=' + kind, { method: 'POST', body: form, signal });
   } catch (e) {
     if (signal.aborted) throw e;
     throw new Problem('Could not reach the reader. Check your connection and try again.');
@@ -69,7 +70,7 @@ async function read(kind, picture, makeBlob, { truth = null, reveal = false } = 
     if (blob.size > MAX_BYTES) {
       throw new Problem('This picture is ' + mb(blob.size) + '; the reader takes at most ' + mb(MAX_BYTES) + '.');
     }
-    const data = await post(blob, signal);
+    const data = await post(blob, kind === 'drawing' ? 'drawing' : 'photo', signal);
     if (mine !== ticket) return;
     result.showReading(data, truth);
   } catch (e) {

@@ -195,7 +195,9 @@ export function showReading(data, truth) {
     : { width: Number(data.image && data.image.width), height: Number(data.image && data.image.height) };
   const candidates = Array.isArray(data.candidates) ? data.candidates : [];
   const others = candidates.slice(1).filter((c) => c && typeof c.number === 'string' && c.number !== '');
-  for (const c of others) addBox(c.box, size, 'other', c.number);
+  // A drawing's readings (whole, digit by digit) share the ink's box: draw it once.
+  const sameBox = (c) => found && Array.isArray(c.box) && Array.isArray(data.box) && c.box.join() === data.box.join();
+  for (const c of others) if (!sameBox(c)) addBox(c.box, size, 'other', c.number);
   if (found) addBox(data.box, size, 'main', null);
   if (Array.isArray(data.digit_boxes)) for (const b of data.digit_boxes) addBox(b, size, 'digit', null);
   el.others.hidden = others.length === 0;

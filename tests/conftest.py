@@ -45,6 +45,7 @@ def mnist_dir(tmp_path_factory):
     for d in range(10):
         images[d, 4:24, 2 * d + 4: 2 * d + 7] = 255
     header = lambda dims: bytes([0, 0, 8, len(dims)]) + b"".join(n.to_bytes(4, "big") for n in dims)  # noqa: E731
-    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header((10, 28, 28)) + images.tobytes()))
-    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header((10,)) + bytes(range(10))))
+    for prefix in ("train", "t10k"):
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header((10, 28, 28)) + images.tobytes()))
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header((10,)) + bytes(range(10))))
     return folder

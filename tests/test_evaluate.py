@@ -1,4 +1,4 @@
-from model.evaluate import score
+from model.evaluate import evaluate_handwriting, score
 
 
 def test_score_counts_numbers_digits_and_lengths():
@@ -13,3 +13,16 @@ def test_score_counts_numbers_digits_and_lengths():
         "2": {"images": 2, "number_accuracy": 0.5},
         "3": {"images": 1, "number_accuracy": 0.0},
     }
+
+
+def test_handwriting_is_read_as_the_pad_sends_it_or_as_a_photo(app, mnist_dir, monkeypatch):
+    """The drawings go through read_drawing (kind=drawing) or read (an upload), nothing else."""
+    pipeline = app.extensions["pipeline"]
+    calls = []
+    for kind, method in (("drawing", "read_drawing"), ("photo", "read")):
+        original = getattr(pipeline, method)
+        monkeypatch.setattr(pipeline, method, lambda image, original=original, kind=kind: calls.append(kind) or original(image))
+        result = evaluate_handwriting(pipeline, str(mnist_dir), count=4, kind=kind)
+        assert result["read_as"] == kind and result["images"] == 4 and result["mnist_split"] == "test"
+        assert all(len(r["truth"]) in (1, 2, 3, 4) for r in result["readings"])
+    assert calls == ["drawing"] * 4 + ["photo"] * 4

@@ -87,21 +87,24 @@ def test_train_export_and_run_the_localiser(tmp_path):
 
 def test_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     """A two-stage recipe as model/recipe.json writes it: the second stage learns from photos the
-    first one labelled and starts from its weights; a second call skips both trainings."""
+    first one labelled and starts from its weights; the photo reader named by export.reader goes
+    to --out, a stage with "export" beside it; a second call skips both trainings."""
     from model.recipe import run_recipe
 
     tiny = {"epochs": 1, "steps": 2, "batch": 8, "widths": [8, 16], "dense": 16, "seed": 7}
     recipe = {"stages": [{"run": "first", "train": tiny},
-                         {"run": "second", "pseudo_from": "first", "init": "first",
+                         {"run": "second", "pseudo_from": "first", "init": "first", "export": "other.tflite",
                           "train": {**tiny, "font_fraction": 0.2, "pseudo_fraction": 0.2}}],
-              "export": {"quantize": "none"}}
+              "export": {"quantize": "none", "reader": "first"}}
     out = tmp_path / "bundled.tflite"
     args = (recipe, str(FIXTURES / "svhn_train"), str(FIXTURES / "svhn_test"), None, tmp_path / "runs", out)
-    card = run_recipe(*args)
+    cards = run_recipe(*args)
     second = json.loads((tmp_path / "runs" / "second" / "train.json").read_text())
     assert second["init"].endswith("first/best.keras") and second["pseudo"].endswith("pseudo-first.json")
     labelled = json.loads((tmp_path / "runs" / "pseudo-first.json").read_text())
-    assert labelled["photos"] == 50 and card["name"].endswith("-second") and Reader(out).name == card["name"]
+    assert labelled["photos"] == 50 and set(cards) == {"first", "second"}
+    assert Reader(out).name == cards["first"]["name"] and cards["first"]["name"].endswith("-first")
+    assert Reader(tmp_path / "other.tflite").name == cards["second"]["name"]
     capsys.readouterr()
     run_recipe(*args)
     assert capsys.readouterr().out.count("already trained") == 2

@@ -1,0 +1,52 @@
+"""Where the digits of a drawing are: the ink on a plain sheet, and its gaps.
+
+A drawing from the page's pad is strokes on a plain sheet, so the number's box needs no
+localiser: it is the box around the ink. Digits drawn apart are also easy to tell apart (a
+column with no ink between them), and a reader sees one digit far better than four squeezed
+into its 64x64 input; model/pipeline.py reads the drawing both whole and digit by digit.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from model.preprocess import CROP_MARGIN, Box
+
+# Grey levels away from the sheet's that count as ink. The pad's PNG sheet is exactly flat, so
+# even a stroke's faintest anti-aliased rim counts: cutting it off breaks thin strokes apart.
+INK = 6
+SPECK = 0.15  # a piece less tall than this share of the drawing is a stray dot, not a digit
+
+
+def ink_mask(image: Image.Image) -> np.ndarray:
+    """True where the picture differs from its sheet (the median grey), dark or light ink alike."""
+    grey = np.asarray(image.convert("L"), dtype=np.int16)
+    return np.abs(grey - int(np.median(grey))) > INK
+
+
+def box_of(mask: np.ndarray) -> Box | None:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return None
+    return float(cols[0]), float(rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1)
+
+
+def pieces(mask: np.ndarray) -> list[Box]:
+    """The boxes of the ink between columns without ink, left to right, stray dots left out."""
+    inked = mask.any(axis=0)
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], inked, [False]]).astype(np.int8)))
+    boxes = [box_of(mask[:, start:end]) for start, end in zip(edges[0::2], edges[1::2])]
+    boxes = [(left + start, top, width, height) for (left, top, width, height), start in zip(boxes, edges[0::2])]
+    tallest = max((box[3] for box in boxes), default=0)
+    return [box for box in boxes if box[3] >= SPECK * tallest]
+
+
+def cut_out(image: Image.Image, box: Box, margin: float = CROP_MARGIN) -> Image.Image:
+    """The crop protocol's cut (box grown by `margin` per side) of the box's own columns alone,
+    on the plain sheet: a neighbouring piece's ink, which a plain crop would take in, stays out."""
+    left, top, width, height = (int(v) for v in box)
+    grey = image.convert("L")
+    pad_x, pad_y = round(margin * width), round(margin * height)
+    out = Image.new("L", (width + 2 * pad_x, height + 2 * pad_y), int(np.median(np.asarray(grey))))
+    out.paste(grey.crop((left, top - pad_y, left + width, top + height + pad_y)), (pad_x, 0))
+    return out

@@ -1,0 +1,115 @@
+"""Drawings: the ink's box and its pieces (model/drawing.py), and how the pipeline reads them."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from model.drawing import box_of, cut_out, ink_mask, pieces
+from model.pipeline import joined
+from model.runtime import Reading
+from scripts.pen import pen_drawing
+from tests.conftest import encode
+
+
+def sheet(strokes, size=(300, 120), paper=245, ink=30) -> Image.Image:
+    """Lines ((x0, y0, x1, y1), ...) drawn 6 pixels wide, as the pad draws them."""
+    image = Image.new("L", size, paper)
+    draw = ImageDraw.Draw(image)
+    for line in strokes:
+        draw.line(line, fill=ink, width=6)
+    return image.convert("RGB")
+
+
+# Three "digits" with gaps between them, and a stray dot (a tap on the pad) at the bottom right.
+ONE, SEVEN_TOP, SEVEN_STEM, FOUR = (40, 20, 40, 100), (80, 20, 130, 20), (130, 20, 100, 100), (170, 20, 170, 100)
+DOT = (280, 110, 281, 110)
+
+
+def test_the_ink_box_and_its_pieces_left_to_right():
+    image = sheet([SEVEN_STEM, ONE, SEVEN_TOP, FOUR])
+    mask = ink_mask(image)
+    left, top, width, height = box_of(mask)
+    assert 34 <= left <= 38 and 14 <= top <= 18 and 170 <= left + width <= 176 and 100 <= top + height <= 106
+    found = pieces(mask)
+    assert len(found) == 3  # the seven's two strokes overlap in columns: one piece
+    assert [box[0] for box in found] == sorted(box[0] for box in found)
+    assert found[1][0] < 85 and found[1][0] + found[1][2] > 128
+
+
+def test_a_stray_dot_is_no_piece_and_light_ink_on_dark_counts_too():
+    assert len(pieces(ink_mask(sheet([ONE, FOUR, DOT])))) == 2
+    assert len(pieces(ink_mask(sheet([ONE, FOUR], paper=20, ink=230)))) == 2
+
+
+@pytest.mark.parametrize("paper", [255, 128, 0])
+def test_a_plain_sheet_has_no_ink(paper):
+    image = Image.new("RGB", (200, 100), (paper,) * 3)
+    assert box_of(ink_mask(image)) is None and pieces(ink_mask(image)) == []
+
+
+def test_a_faint_pen_is_ink_and_so_is_a_jpeg_of_the_drawing():
+    assert len(pieces(ink_mask(sheet([ONE, FOUR], ink=225)))) == 2  # 20 grey levels on a 245 sheet
+    buffer = io.BytesIO()
+    sheet([ONE, SEVEN_TOP, SEVEN_STEM, FOUR]).save(buffer, "JPEG", quality=75)
+    assert len(pieces(ink_mask(Image.open(buffer)))) == 3
+
+
+def test_a_piece_is_cut_out_without_its_neighbours_ink():
+    image = sheet([ONE, SEVEN_TOP, SEVEN_STEM, FOUR])
+    _, seven, _ = pieces(ink_mask(image))
+    cut = np.asarray(cut_out(image, seven))
+    # The seven's box grown by 30% per side would reach into the one and the four; the cut holds the seven alone.
+    assert cut.shape == (round(seven[3] * 1.6), round(seven[2] * 1.6))
+    left_margin, right_margin = round(0.3 * seven[2]), round(0.3 * seven[2])
+    assert cut[:, :left_margin - 1].min() == 245 and cut[:, -right_margin + 1:].min() == 245
+    assert cut.min() < 100  # the seven itself is there
+
+
+def test_pieces_read_one_by_one_make_one_number():
+    def reading(number, confidence):
+        rows = [[0.9 if d == int(c) else 0.01 for d in range(11)] for c in number] + [[0.0] * 10 + [1.0]] * (5 - len(number))
+        return Reading(number, confidence, False, [0.0] * 6, rows, 0.5)
+
+    number = joined([reading("1", 0.9), reading("74", 0.8)], threshold=0.7)
+    assert number.number == "174" and number.confidence == pytest.approx(0.72) and number.confident
+    assert number.length_probs == [] and len(number.digit_probs) == 3 and number.model_ms == 1.0
+    assert not joined([reading("1", 0.9), reading("7", 0.5)], threshold=0.7).confident
+
+
+@pytest.fixture(scope="module")
+def pipeline(app):
+    return app.extensions["pipeline"]
+
+
+def test_pen_drawn_numbers_are_read(pipeline):
+    """Every digit, alone and in numbers of 2 to 4, drawn with a pen unlike MNIST's: a fixed set."""
+    numbers = [str(d) for d in range(10)] + ["12", "385", "210", "4096", "7531", "86", "2048"]
+    readings = {n: pipeline.read_drawing(pen_drawing(n)) for n in numbers}
+    wrong = {n: a.number for n, a in readings.items() if a.number != n}
+    assert len(wrong) <= 1, wrong
+    for answer in readings.values():
+        assert answer.found and answer.best.score == 1.0 and answer.model_ms > 0
+        assert 1 <= len(answer.candidates) <= 2
+
+
+def test_a_blank_sheet_is_no_number(pipeline):
+    answer = pipeline.read_drawing(Image.new("RGB", (400, 200), "white"))
+    assert not answer.found and answer.number == "" and answer.best is None and answer.candidates == []
+
+
+def test_the_api_reads_the_pad_as_a_drawing(client, app):
+    png = encode(pen_drawing("385"))
+    body = client.post("/predict?kind=drawing", data=png, content_type="image/png").get_json()
+    assert body["number"] == "385" and body["found"] and body["model"] == app.extensions["pipeline"].drawings.name
+    left, top, width, height = body["box"]  # the ink, with the pen's round ends
+    assert 30 <= left <= 40 and 30 <= top <= 40 and abs(height - 120) <= 12
+    assert abs(width - (pen_drawing("385").width - 80)) <= 12
+    assert all(len(row) == 11 for row in body["probabilities"]["digits"])
+    blank = client.post("/predict?kind=drawing", data=encode(Image.new("RGB", (300, 200), "white")), content_type="image/png")
+    assert blank.status_code == 200 and blank.get_json()["found"] is False and blank.get_json()["probabilities"] is None
+
+
+def test_an_unknown_kind_is_a_400(client):
+    response = client.post("/predict?kind=sketch", data=encode(pen_drawing("7")), content_type="image/png")
+    assert response.status_code == 400 and "kind=drawing" in response.get_json()["error"]
