@@ -15,6 +15,7 @@ from model.preprocess import CROP_MARGIN, Box
 # Grey levels away from the sheet's that count as ink. The pad's PNG sheet is exactly flat, so
 # even a stroke's faintest anti-aliased rim counts: cutting it off breaks thin strokes apart.
 INK = 6
+NARROWEST = 0.5  # a cut is at least this wide for its height
 SPECK = 0.15  # a piece less tall than this share of the drawing is a stray dot, not a digit
 
 
@@ -43,10 +44,14 @@ def pieces(mask: np.ndarray) -> list[Box]:
 
 def cut_out(image: Image.Image, box: Box, margin: float = CROP_MARGIN) -> Image.Image:
     """The crop protocol's cut (box grown by `margin` per side) of the box's own columns alone,
-    on the plain sheet: a neighbouring piece's ink, which a plain crop would take in, stays out."""
+    on the plain sheet: a neighbouring piece's ink, which a plain crop would take in, stays out,
+    and so does the edge of the picture. A narrow piece (a 1) gets sheet beside it rather than
+    being stretched across the reader's square input, which would turn a 1's flag into a 7's bar."""
     left, top, width, height = (int(v) for v in box)
     grey = image.convert("L")
-    pad_x, pad_y = round(margin * width), round(margin * height)
+    pad_y = round(margin * height)
+    pad_x = max(round(margin * width), round((NARROWEST * (height + 2 * pad_y) - width) / 2))
     out = Image.new("L", (width + 2 * pad_x, height + 2 * pad_y), int(np.median(np.asarray(grey))))
-    out.paste(grey.crop((left, top - pad_y, left + width, top + height + pad_y)), (pad_x, 0))
+    y0, y1 = max(0, top - pad_y), min(grey.height, top + height + pad_y)
+    out.paste(grey.crop((left, y0, left + width, y1)), (pad_x, y0 - (top - pad_y)))
     return out

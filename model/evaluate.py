@@ -118,8 +118,13 @@ def evaluate_handwriting(pipeline: Pipeline, mnist: str, count: int = 1000, seed
         answer = read(decoded(canvas.convert("RGB")))
         readings.append({"image": f"mnist-{split}-{i}", "truth": "".join(map(str, digits)), "read": answer.number,
                          "confidence": round(answer.best.reading.confidence, 4) if answer.found else 0.0})
-    return dict(score([r["read"] for r in readings], [r["truth"] for r in readings]),
-                protocol="handwriting", mnist_split=split, read_as=kind, readings=readings)
+        if kind == "drawing":  # the reading of the whole ink (the one with a length distribution), chosen or not
+            readings[-1]["whole_ink"] = next((c.reading.number for c in answer.candidates if c.reading.length_probs), "")
+    result = dict(score([r["read"] for r in readings], [r["truth"] for r in readings]),
+                  protocol="handwriting", mnist_split=split, read_as=kind, readings=readings)
+    if kind == "drawing":  # what reading piece by piece adds
+        result["whole_ink_only"] = score([r["whole_ink"] for r in readings], [r["truth"] for r in readings])["number_accuracy"]
+    return result
 
 
 def validation_samples(run: str) -> list[Sample]:
@@ -134,8 +139,9 @@ def summary(result: dict) -> str:
     lengths = ", ".join(f"{k} digits {v['number_accuracy']:.1%} of {v['images']}" for k, v in result["by_length"].items())
     name = result["protocol"] + (f" (MNIST {result['mnist_split']}, read as a {result['read_as']})"
                                  if "mnist_split" in result else "")
+    whole = f"; the whole ink alone {result['whole_ink_only']:.2%}" if "whole_ink_only" in result else ""
     return (f"{name:>5}: numbers {result['number_accuracy']:.2%}  digits {result['digit_accuracy']:.2%}"
-            f"  ({result['images']} images; by length: {lengths})")
+            f"  ({result['images']} images; by length: {lengths}){whole}")
 
 
 def main() -> None:

@@ -72,7 +72,7 @@ def model_card(run: Path, out: Path, quantize: str, test: dict | None) -> dict:
             validation={"images": trained["val_images"], "protocol": "crop",
                         "number_accuracy": trained["best_val_number_acc"], "best_epoch": trained["best_epoch"]}
             if kind == "sequence" else
-            {"drawings": "500 numbers of 1-4 MNIST val digits (the train file's last 10,000), cut around their ink",
+            {"drawings": "500 numbers of 1-4 MNIST val digits (the train file's last 10,000), each cut around its digits' box",
              "number_accuracy": trained["best_val_handwriting_acc"], "best_epoch": trained["best_epoch"]},
             confidence_threshold=trained.get("confidence_threshold"),
         )

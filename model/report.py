@@ -203,12 +203,16 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
                   f"`{drawing['file']}` ({drawing['bytes'] / 1e6:.1f} MB, the reader's network) reads what the page's pad "
                   "sends (`POST /predict?kind=drawing`). A drawing needs no localiser: its number is the ink on the "
                   "plain sheet, and digits drawn apart are read one by one as well as whole (model/drawing.py, "
-                  "model/pipeline.py). It goes on from the photo reader in the recipe's last stages, on MNIST train "
-                  f"handwriting alone, then on {dt.get('handwriting_fraction', 0):.0%} handwriting with "
+                  "model/pipeline.py). It goes on from the photo reader in the recipe's last stages: on MNIST train "
+                  f"handwriting alone, then on {dt.get('handwriting_fraction', 0):.0%} handwriting (a "
+                  f"{dt.get('font_digit_share', 0):.0%} share of its digits being font glyphs drawn like pen strokes) with "
                   f"{dt.get('font_fraction', 0):.0%} font-rendered and {dt.get('synth_fraction', 0):.0%} recombined numbers "
-                  f"({dt['epochs']} epochs, {dt['train_seconds'] / 60:.0f} minutes on the CPU), keeping the epoch best on "
-                  f"{drawing['validation']['drawings']}: {drawing['validation']['number_accuracy']:.1%} exact there "
-                  "(each cut around its digits' box)."]
+                  f"({dt['epochs']} epochs, {dt['train_seconds'] / 60:.0f} minutes on the CPU). The epoch kept is the "
+                  f"best on {drawing['validation']['drawings']}: {drawing['validation']['number_accuracy']:.1%} exact."]
+        if "handwriting" in report and "whole_ink_only" in report["handwriting"]:
+            lines += ["", f"On the test drawings below, reading the whole ink alone gives "
+                      f"{report['handwriting']['whole_ink_only']:.1%}; with the pieces' reading as well, "
+                      f"{report['handwriting']['number_accuracy']:.1%}."]
     lines += ["", f"## SVHN test 1-500 ({report['data']}; never trained or tuned on)", "",
               "| protocol | images | exact number | per digit | by length |", "| --- | --- | --- | --- | --- |"]
     for protocol in ("crop", "whole", "scene", "reader", "handwriting"):

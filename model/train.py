@@ -32,7 +32,7 @@ from model.cli import run
 from model.data import MAX_DIGITS, Sample
 from model.decode import BLANK, confidence_threshold, decode_batch
 from model.fitting import SeededBatches, compile_model, fit, save_record, training_photos
-from model.handwriting import Handwriting, load_mnist
+from model.handwriting import Handwriting, font_digits, load_mnist
 from model.net import WIDTHS, build_model
 from model.preprocess import INPUT_SIZE, protocol_crop, to_input, union_box
 from model.pseudo import load_pseudo_labels, pseudo_photos
@@ -174,6 +174,7 @@ class Config:
     fonts: str = ",".join(FONT_DIRS)  # comma-separated folders searched for font files
     mnist: str | None = None  # MNIST folder: adds handwritten numbers (MNIST train less its last 10,000)
     handwriting_fraction: float = 0.1
+    font_digit_share: float = 0.0  # share of the handwritten digits drawn from font glyphs instead of MNIST
     pseudo: str | None = None  # pseudo-labels from model.pseudo: adds unlabelled photos
     pseudo_fraction: float = 0.2
     widths: tuple[int, ...] = WIDTHS
@@ -197,7 +198,15 @@ def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tu
     if config.blank_fraction:
         mix.append((config.blank_fraction, digit_free(bank.backgrounds)))
     if config.mnist:
-        mix.append((config.handwriting_fraction, composed(Handwriting(*load_mnist(config.mnist, "train")))))
+        strokes, labels = load_mnist(config.mnist, "train")
+        if config.font_digit_share:
+            glyphs, digits = font_digits(usable_fonts(font_files(config.fonts.split(","))))
+            # Repeated to make up their share: a few thousand glyphs beside 50,000 MNIST digits.
+            copies = max(1, round(config.font_digit_share * len(labels) / ((1 - config.font_digit_share) * len(digits))))
+            strokes = np.concatenate([strokes, np.tile(glyphs, (copies, 1, 1))])
+            labels = np.concatenate([labels, np.tile(digits, copies)])
+            counts["font_digits"] = len(digits)
+        mix.append((config.handwriting_fraction, composed(Handwriting(strokes, labels))))
     if config.pseudo:
         photos = load_pseudo_labels(config.pseudo)
         if photos:  # an early model may be confident about none of them

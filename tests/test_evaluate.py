@@ -25,4 +25,5 @@ def test_handwriting_is_read_as_the_pad_sends_it_or_as_a_photo(app, mnist_dir, m
         result = evaluate_handwriting(pipeline, str(mnist_dir), count=4, kind=kind)
         assert result["read_as"] == kind and result["images"] == 4 and result["mnist_split"] == "test"
         assert all(len(r["truth"]) in (1, 2, 3, 4) for r in result["readings"])
+        assert ("whole_ink_only" in result) == (kind == "drawing")
     assert calls == ["drawing"] * 4 + ["photo"] * 4

@@ -68,3 +68,17 @@ def test_rendering_is_seeded(fonts):
 def test_no_font_is_a_clear_error():
     with pytest.raises(ValueError, match="no usable font"):
         FontNumbers([])
+
+
+def test_font_digits_come_as_mnist_stores_digits(fonts):
+    """Glyphs for the drawing reader's handwriting: light on black in 28x28, ten per font, each its own digit."""
+    from model.handwriting import font_digits
+
+    images, labels = font_digits(fonts)
+    assert images.shape == (10 * len(fonts), 28, 28) and images.dtype == np.uint8
+    assert labels.tolist() == list(range(10)) * len(fonts)
+    font = next(i for i, f in enumerate(fonts) if f.name == "DejaVuSans.ttf")
+    templates = np.stack([_shape(_glyph(_font(fonts[font], 32), d)) for d in DIGITS])
+    for digit in range(10):
+        assert int((templates @ _shape(images[10 * font + digit])).argmax()) == digit
+        assert images[10 * font + digit, 4:24].any() and not images[10 * font + digit, :3].any()

@@ -1,4 +1,5 @@
 """Tiny end-to-end training runs on fixture photos: train, export to .tflite, run with the runtime."""
+import csv
 import json
 
 import numpy as np
@@ -49,6 +50,28 @@ def test_with_handwriting_the_kept_epoch_is_best_at_photos_and_drawings(tmp_path
     best = dict(zip(log[0].split(","), log[result["best_epoch"]].split(",")))
     assert np.isclose(float(best["val_score"]), (result["best_val_number_acc"] + result["best_val_handwriting_acc"]) / 2)
     assert np.isclose(result["best_val_score"], float(best["val_score"]))
+
+
+def test_a_drawing_reader_is_kept_on_drawings_and_learns_font_digits_too(tmp_path, mnist_dir, monkeypatch):
+    from model import handwriting
+
+    monkeypatch.setattr(handwriting, "MNIST_VAL_START", 6)
+    run = tmp_path / "drawing"
+    # fonts: an empty folder, so only matplotlib's own fonts are found (as on a machine without font packages)
+    config = Config(data=str(FIXTURES / "svhn_train"), out=str(run), epochs=2, steps=2, batch=8, widths=(8, 16),
+                    dense=16, seed=7, mnist=str(mnist_dir), handwriting_fraction=0.8, synth_fraction=0.1,
+                    font_digit_share=0.2, fonts=str(tmp_path), monitor="val_handwriting_acc")
+    result = train(config, verbose=0)
+    with open(run / "log.csv") as log:
+        epochs = list(csv.DictReader(log))
+    assert result["best_val_handwriting_acc"] == max(float(epoch["val_handwriting_acc"]) for epoch in epochs)
+    assert result["font_digits"] >= 50 and result["font_digits"] % 10 == 0
+    assert result["confidence_threshold"] is not None
+    out = tmp_path / "drawing.tflite"
+    export(run / "best.keras", out)
+    assert model_card(run, out, "none", None)["name"].startswith("svhn-drawing-")
+    with pytest.raises(ValueError, match="--mnist"):
+        train(Config(data=str(FIXTURES / "svhn_train"), out=str(tmp_path / "no"), monitor="val_handwriting_acc"), verbose=0)
 
 
 def test_optional_shares_cannot_exceed_the_whole(tmp_path):
