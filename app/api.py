@@ -54,7 +54,7 @@ KINDS = ("photo", "drawing")  # ?kind=: a photo goes through the localiser; a dr
 def predict():
     kind = request.args.get("kind", "photo")
     if kind not in KINDS:
-        raise ImageError(400, f"Unknown kind '{kind}': use kind=photo (the default) or kind=drawing.")
+        raise ImageError(400, f"Unknown kind {kind[:40]!r}: use kind=photo (the default) or kind=drawing.")
     image = decode_image(image_bytes(), current_app.config["MAX_IMAGE_PIXELS"])
     pipeline = current_app.extensions["pipeline"]
     answer = pipeline.read_drawing(image) if kind == "drawing" else pipeline.read(image)
