@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model import train_locator
 from model.export import export, model_card
 from model.runtime import Locator, Reader
 from model.train import Config, train
-from model import train_locator
 from tests.conftest import FIXTURES
 
 
