@@ -6,6 +6,12 @@ import json
 from dataclasses import MISSING, fields
 
 
+def true_or_false(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither true nor false")
+    return text.lower() == "true"
+
+
 def parse_config(config_class, description: str):
     """-> (config_class(**flags), quiet). A tuple-of-int field takes "32,64,128"."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -13,6 +19,9 @@ def parse_config(config_class, description: str):
         flag = "--" + field.name.replace("_", "-")
         if field.default is MISSING:
             parser.add_argument(flag, required=True)
+        elif isinstance(field.default, bool):  # bool("false") is True: spell the values out
+            parser.add_argument(flag, type=true_or_false, default=field.default, metavar="{true,false}",
+                                help=f"default {str(field.default).lower()}")
         elif isinstance(field.default, tuple):
             parser.add_argument(flag, type=lambda v: tuple(int(c) for c in v.split(",")), default=field.default,
                                 help=f"comma-separated, default {','.join(map(str, field.default))}")

@@ -7,6 +7,8 @@ into its 64x64 input; model/pipeline.py reads the drawing both whole and digit b
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 
@@ -19,39 +21,50 @@ NARROWEST = 0.5  # a cut is at least this wide for its height
 SPECK = 0.15  # a piece less tall than this share of the drawing is a stray dot, not a digit
 
 
-def ink_mask(image: Image.Image) -> np.ndarray:
-    """True where the picture differs from its sheet (the median grey), dark or light ink alike."""
-    grey = np.asarray(image.convert("L"), dtype=np.int16)
-    return np.abs(grey - int(np.median(grey))) > INK
+@dataclass(frozen=True)
+class Sheet:
+    """A drawing's grey pixels, its sheet's grey (the median: most of a drawing is sheet), and
+    where the ink is: wherever the picture differs from the sheet, dark or light ink alike."""
+    grey: Image.Image
+    paper: int
+    ink: np.ndarray
+
+    @classmethod
+    def of(cls, image: Image.Image) -> Sheet:
+        grey = image.convert("L")
+        pixels = np.asarray(grey, dtype=np.int16)
+        paper = int(np.median(pixels))
+        return cls(grey, paper, np.abs(pixels - paper) > INK)
+
+    def box(self) -> Box | None:
+        return box_of(self.ink)
+
+    def pieces(self) -> list[Box]:
+        """The boxes of the ink between columns without ink, left to right, stray dots left out."""
+        inked = self.ink.any(axis=0)
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], inked, [False]]).astype(np.int8)))
+        boxes = [box_of(self.ink[:, start:end]) for start, end in zip(edges[0::2], edges[1::2])]
+        boxes = [(left + start, top, width, height) for (left, top, width, height), start in zip(boxes, edges[0::2])]
+        tallest = max((box[3] for box in boxes), default=0)
+        return [box for box in boxes if box[3] >= SPECK * tallest]
+
+    def cut_out(self, box: Box, margin: float = CROP_MARGIN) -> Image.Image:
+        """The crop protocol's cut (box grown by `margin` per side) of the box's own columns alone,
+        on the plain sheet: a neighbouring piece's ink, which a plain crop would take in, stays out,
+        and so does the edge of the picture. A narrow piece (a 1) gets sheet beside it rather than
+        being stretched across the reader's square input, which would turn a 1's flag into a 7's bar."""
+        left, top, width, height = (int(v) for v in box)
+        pad_y = round(margin * height)
+        pad_x = max(round(margin * width), round((NARROWEST * (height + 2 * pad_y) - width) / 2))
+        out = Image.new("L", (width + 2 * pad_x, height + 2 * pad_y), self.paper)
+        y0, y1 = max(0, top - pad_y), min(self.grey.height, top + height + pad_y)
+        out.paste(self.grey.crop((left, y0, left + width, y1)), (pad_x, y0 - (top - pad_y)))
+        return out
 
 
 def box_of(mask: np.ndarray) -> Box | None:
+    """The box around the True pixels of a mask, or None when there is none."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if not len(rows):
         return None
     return float(cols[0]), float(rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1)
-
-
-def pieces(mask: np.ndarray) -> list[Box]:
-    """The boxes of the ink between columns without ink, left to right, stray dots left out."""
-    inked = mask.any(axis=0)
-    edges = np.flatnonzero(np.diff(np.concatenate([[False], inked, [False]]).astype(np.int8)))
-    boxes = [box_of(mask[:, start:end]) for start, end in zip(edges[0::2], edges[1::2])]
-    boxes = [(left + start, top, width, height) for (left, top, width, height), start in zip(boxes, edges[0::2])]
-    tallest = max((box[3] for box in boxes), default=0)
-    return [box for box in boxes if box[3] >= SPECK * tallest]
-
-
-def cut_out(image: Image.Image, box: Box, margin: float = CROP_MARGIN) -> Image.Image:
-    """The crop protocol's cut (box grown by `margin` per side) of the box's own columns alone,
-    on the plain sheet: a neighbouring piece's ink, which a plain crop would take in, stays out,
-    and so does the edge of the picture. A narrow piece (a 1) gets sheet beside it rather than
-    being stretched across the reader's square input, which would turn a 1's flag into a 7's bar."""
-    left, top, width, height = (int(v) for v in box)
-    grey = image.convert("L")
-    pad_y = round(margin * height)
-    pad_x = max(round(margin * width), round((NARROWEST * (height + 2 * pad_y) - width) / 2))
-    out = Image.new("L", (width + 2 * pad_x, height + 2 * pad_y), int(np.median(np.asarray(grey))))
-    y0, y1 = max(0, top - pad_y), min(grey.height, top + height + pad_y)
-    out.paste(grey.crop((left, y0, left + width, y1)), (pad_x, y0 - (top - pad_y)))
-    return out

@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from model.data import MAX_DIGITS
-from model.drawing import box_of, cut_out, ink_mask, pieces
+from model.drawing import Sheet
 from model.heatmap import iou
 from model.preprocess import Box, grow_box, protocol_crop
 from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL, Locator, Reader, Reading
@@ -125,14 +125,14 @@ class Pipeline:
         the whole one: a digit drawn in two strokes with a gap between them makes one piece too
         many, and the whole reading is the better judge of the count. An empty sheet is no number.
         """
-        mask = ink_mask(image)
-        box = box_of(mask)
+        sheet = Sheet.of(image)
+        box = sheet.box()
         if box is None:
             return Answer(False, None, [], 0.0)
-        candidates = [Candidate(box, 1.0, self.drawings.read(cut_out(image, box)))]
-        parts = pieces(mask)
+        candidates = [Candidate(box, 1.0, self.drawings.read(sheet.cut_out(box)))]
+        parts = sheet.pieces()
         if 1 < len(parts) <= MAX_DIGITS:
-            apart = joined([self.drawings.read(cut_out(image, part)) for part in parts], self.drawings.threshold)
+            apart = joined([self.drawings.read(sheet.cut_out(part)) for part in parts], self.drawings.threshold)
             if len(apart.number) <= MAX_DIGITS:
                 candidates.append(Candidate(box, 1.0, apart))
         whole = candidates[0].reading

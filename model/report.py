@@ -170,17 +170,29 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
               "alone in their digits' box grown by 30%; runs trained before that split existed show none, and "
               "base and stage2 learned from those digits too, so the figures of runs that start from stage2 "
               "flatter them. The ablate- runs each continue stage2 for 8 epochs with stage2's mix, changing one "
-              "thing (`make ablation`); ablate-longer changes nothing, so it is what more training alone is worth.", "",
-              "| run | starts from | epochs | recombined | fonts | handwriting | pseudo-labelled photos | no-number regions "
-              "| validation exact | handwriting |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for run in runs:
+              "thing (`make ablation`); ablate-longer changes nothing, so it is what more training alone is worth; "
+              "ablate-noaugment feeds every example (photos, recombined numbers, handwriting) as the crop protocol's "
+              "plain cut; ablate-norecombined gives the recombined numbers' share to the real photos.", "",
+              "| run | starts from | epochs | augmented | recombined | fonts | handwriting | pseudo-labelled photos "
+              "| no-number regions | validation exact | handwriting |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    sizes = [run for run in runs if Path(run["out"]).name.startswith("size-")]
+    for run in (run for run in runs if run not in sizes):
         pseudo = f"{run.get('pseudo_fraction', 0):.0%} of {run['pseudo_labelled_photos']:,}" if run.get("pseudo") else "0%"
-        lines.append(f"| {Path(run['out']).name} | {started_from(run)} | "
-                     f"{run['epochs']} | {run.get('synth_fraction', 0):.0%} | {run.get('font_fraction', 0):.0%} | "
+        lines.append(f"| {Path(run['out']).name} | {started_from(run)} | {run['epochs']} | "
+                     f"{'no' if run.get('augment') is False else 'yes'} | "
+                     f"{run.get('synth_fraction', 0):.0%} | {run.get('font_fraction', 0):.0%} | "
                      f"{run.get('handwriting_fraction', 0) if run.get('mnist') else 0:.0%} | {pseudo} | "
                      f"{run.get('blank_fraction', 0):.0%} | {run['best_val_number_acc']:.1%} | "
                      f"{format(run['best_val_handwriting_acc'], '.1%') if 'best_val_handwriting_acc' in run else '-'} |")
+    if sizes:
+        lines += ["", "## The network's size (validation, crop protocol)", "",
+                  f"Trained from scratch with the base run's mix, each for the same {sizes[0]['epochs']} epochs "
+                  "(`make sizing`): a fixed budget, shorter than the bundled stages, so it compares the sizes at "
+                  "equal training rather than each at its best.", "",
+                  "| run | conv channels | parameters | minutes on the CPU | validation exact |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {Path(run['out']).name} | {'-'.join(map(str, run['widths']))} | {run.get('params', 0):,} | "
+                  f"{run['train_seconds'] / 60:.0f} | {run['best_val_number_acc']:.1%} |" for run in sizes]
     if quantized:
         lines += ["", "## float32 against int8 (validation, crop protocol)", "", "| export | validation exact |", "| --- | --- |"]
         lines += [f"| {name} | {acc:.1%} |" for name, acc in quantized]

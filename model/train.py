@@ -56,10 +56,11 @@ class Batches(SeededBatches):
     picture, its digits and the digits' union box; augmentation then jitters a crop around it.
     """
 
-    def __init__(self, sources: list[tuple[float, Source]], batch: int, steps: int, seed: int):
+    def __init__(self, sources: list[tuple[float, Source]], batch: int, steps: int, seed: int, augment: bool = True):
         super().__init__(batch, steps, seed)
         shares = np.array([share for share, _ in sources], dtype=np.float64)
         self.shares, self.sources = shares / shares.sum(), [source for _, source in sources]
+        self.augment = augment
 
     def __getitem__(self, index: int):
         rng = self.rng(index)
@@ -68,7 +69,7 @@ class Batches(SeededBatches):
         digits = np.empty((self.batch, MAX_DIGITS), np.int32)
         for i in range(self.batch):
             image, number, box = self.sources[rng.choice(len(self.sources), p=self.shares)](rng)
-            x[i] = augmented_input(image, box, rng)
+            x[i] = augmented_input(image, box, rng) if self.augment else to_input(protocol_crop(image, [box]))
             length[i], digits[i] = labels_of(number)
         return x, {"length": length, "digits": digits}
 
@@ -181,6 +182,7 @@ class Config:
     dense: int = 256
     seed: int = 1234
     init: str | None = None  # a .keras checkpoint of an earlier run to start from (same widths and dense)
+    augment: bool = True  # false: every example is the crop protocol's cut, undamaged (to measure what augmenting adds)
     # The epoch kept: best on val_number_acc (photos), val_handwriting_acc (drawings: the canvas
     # reader) or val_score (their mean); auto is val_score with --mnist, else val_number_acc.
     monitor: str = "auto"
@@ -223,7 +225,7 @@ def train(config: Config, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(config.seed)
     folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.seed)
     mix, counts = sources_for(config, train_samples, images)
-    batches = Batches(mix, config.batch, config.steps, config.seed)
+    batches = Batches(mix, config.batch, config.steps, config.seed, config.augment)
     check = None
     if val_samples:
         val_x = np.stack([to_input(protocol_crop(images[s.path], list(s.boxes))) for s in val_samples])
@@ -235,7 +237,7 @@ def train(config: Config, verbose: int = 1) -> dict:
         model.load_weights(config.init)
     compile_model(model, config, {"length": "sparse_categorical_crossentropy", "digits": "sparse_categorical_crossentropy"})
     record = fit(model, batches, config, dict(data=str(folder), train_images=len(train_samples),
-                                              val_images=len(val_samples), **counts), check,
+                                              val_images=len(val_samples), params=model.count_params(), **counts), check,
                  check.monitor if check else "val_number_acc", verbose)
     if check:  # the kept epoch's figures, whichever one chose it
         record.update({f"best_{k}": v for k, v in check.best_logs.items()}, confidence_threshold=check.threshold())

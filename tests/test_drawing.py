@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from model.drawing import box_of, cut_out, ink_mask, pieces
+from model.drawing import Sheet
 from model.pipeline import joined
 from model.runtime import Reading
 from scripts.pen import pen_drawing
@@ -28,37 +28,38 @@ DOT = (280, 110, 281, 110)
 
 def test_the_ink_box_and_its_pieces_left_to_right():
     image = sheet([SEVEN_STEM, ONE, SEVEN_TOP, FOUR])
-    mask = ink_mask(image)
-    left, top, width, height = box_of(mask)
+    drawing = Sheet.of(image)
+    left, top, width, height = drawing.box()
     assert 34 <= left <= 38 and 14 <= top <= 18 and 170 <= left + width <= 176 and 100 <= top + height <= 106
-    found = pieces(mask)
+    found = drawing.pieces()
     assert len(found) == 3  # the seven's two strokes overlap in columns: one piece
     assert [box[0] for box in found] == sorted(box[0] for box in found)
     assert found[1][0] < 85 and found[1][0] + found[1][2] > 128
 
 
 def test_a_stray_dot_is_no_piece_and_light_ink_on_dark_counts_too():
-    assert len(pieces(ink_mask(sheet([ONE, FOUR, DOT])))) == 2
-    assert len(pieces(ink_mask(sheet([ONE, FOUR], paper=20, ink=230)))) == 2
+    assert len(Sheet.of(sheet([ONE, FOUR, DOT])).pieces()) == 2
+    assert len(Sheet.of(sheet([ONE, FOUR], paper=20, ink=230)).pieces()) == 2
 
 
 @pytest.mark.parametrize("paper", [255, 128, 0])
 def test_a_plain_sheet_has_no_ink(paper):
     image = Image.new("RGB", (200, 100), (paper,) * 3)
-    assert box_of(ink_mask(image)) is None and pieces(ink_mask(image)) == []
+    assert Sheet.of(image).box() is None and Sheet.of(image).pieces() == []
 
 
 def test_a_faint_pen_is_ink_and_so_is_a_jpeg_of_the_drawing():
-    assert len(pieces(ink_mask(sheet([ONE, FOUR], ink=225)))) == 2  # 20 grey levels on a 245 sheet
+    assert len(Sheet.of(sheet([ONE, FOUR], ink=225)).pieces()) == 2  # 20 grey levels on a 245 sheet
     buffer = io.BytesIO()
     sheet([ONE, SEVEN_TOP, SEVEN_STEM, FOUR]).save(buffer, "JPEG", quality=75)
-    assert len(pieces(ink_mask(Image.open(buffer)))) == 3
+    assert len(Sheet.of(Image.open(buffer)).pieces()) == 3
 
 
 def test_a_piece_is_cut_out_without_its_neighbours_ink():
     image = sheet([ONE, SEVEN_TOP, SEVEN_STEM, FOUR])
-    _, seven, _ = pieces(ink_mask(image))
-    cut = np.asarray(cut_out(image, seven))
+    drawing = Sheet.of(image)
+    _, seven, _ = drawing.pieces()
+    cut = np.asarray(drawing.cut_out(seven))
     # The seven's box grown by 30% per side would reach into the one and the four; the cut holds the seven alone.
     assert cut.shape == (round(seven[3] * 1.6), round(seven[2] * 1.6))
     left_margin, right_margin = round(0.3 * seven[2]), round(0.3 * seven[2])

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model.data import load_samples
 from model.handwriting import Handwriting, load_mnist, read_idx
+from model.preprocess import protocol_crop, to_input
 from model.pseudo import load_pseudo_labels, pseudo_photos
 from model.synth import DigitBank
 from model.train import Batches, composed, digit_free, real_photos
 from tests.conftest import FIXTURES
-from model.data import load_samples
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,16 @@ def test_batches_are_deterministic_and_labelled(photos):
     batches = make(3)
     batches.on_epoch_end()
     assert not np.array_equal(batches[1][0], x1)  # a new epoch draws new augmentations
+
+
+def test_without_augmentation_an_example_is_the_protocol_crop(photos):
+    samples, images = photos
+    plain = [to_input(protocol_crop(images[s.path], list(s.boxes))) for s in samples]
+    x, y = Batches([(1.0, real_photos(samples, images))], 8, 1, seed=5, augment=False)[0]
+    for example, length in zip(x, y["length"]):
+        assert any(np.array_equal(example, p) for p in plain) and 1 <= length <= 5
+    augmented, _ = Batches([(1.0, real_photos(samples, images))], 8, 1, seed=5)[0]
+    assert not any(np.array_equal(augmented[0], p) for p in plain)
 
 
 def test_pseudo_labelled_photos(tmp_path):

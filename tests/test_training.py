@@ -152,3 +152,14 @@ def test_digit_free_pictures_rarely_clear_the_found_threshold():
     assert len(scores) == PICTURES_PER_PHOTO * 8 and ((scores >= 0) & (scores <= 1)).all()
     # the bundled threshold was set on other photos: a few of these may clear it, not many
     assert (scores >= pipeline.locator.threshold).mean() <= 4 * FALSE_ALARMS
+
+
+def test_a_boolean_setting_is_spelt_out_on_the_command_line(monkeypatch):
+    from model.cli import parse_config
+
+    for value, expected in (("false", False), ("True", True)):
+        monkeypatch.setattr("sys.argv", ["train", "--data", "d", "--augment", value])
+        assert parse_config(Config, "")[0].augment is expected
+    monkeypatch.setattr("sys.argv", ["train", "--data", "d", "--augment", "0"])
+    with pytest.raises(SystemExit):
+        parse_config(Config, "")
