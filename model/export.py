@@ -4,7 +4,8 @@
 
 Writes model/svhn.tflite and model/svhn.json (input size, training data and steps,
 validation and test accuracy, date); a localiser's run (model.train_locator) goes to
---out model/locator.tflite the same way. With --test-data the exported file itself is scored
+--out model/locator.tflite the same way, and a drawing reader's (kept on handwriting:
+--monitor val_handwriting_acc) to --out model/drawing.tflite. With --test-data the exported file itself is scored
 through the runtime, so the card's figures are those of the file that ships.
 """
 from __future__ import annotations

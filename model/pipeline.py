@@ -41,7 +41,7 @@ class Answer:
     found: bool
     best: Candidate | None  # the chosen candidate, even when not found (its reading explains why)
     candidates: list[Candidate]  # every region read, best first
-    model_ms: float  # both networks, all candidates
+    model_ms: float  # the networks' time, all candidates
 
     @property
     def number(self) -> str:

@@ -1,8 +1,8 @@
-"""Runs the frozen .tflite models with the LiteRT runtime: the localiser and the reader.
+"""Runs the frozen .tflite models with the LiteRT runtime: the localiser and the readers.
 
 This is the only place the networks run, for the web app and for evaluation alike. It imports
-ai-edge-litert, numpy and Pillow, never TensorFlow: a worker with both models stays under 100 MB
-(TensorFlow alone would take about 570 MB).
+ai-edge-litert, numpy and Pillow, never TensorFlow: a worker with all three models holds about
+87 MB under load (bench/load.py; TensorFlow alone would take about 570 MB).
 """
 from __future__ import annotations
 
