@@ -62,8 +62,8 @@ def predict():
     # Big photos are decoded at a reduced scale; boxes go back in the uploaded image's pixels.
     to_original = width / image.width, height / image.height
 
-    def box(candidate) -> list[int]:
-        left, top, w, h = candidate.box
+    def box(region) -> list[int]:
+        left, top, w, h = region
         x0, y0 = max(0.0, left) * to_original[0], max(0.0, top) * to_original[1]
         x1, y1 = min(width, (left + w) * to_original[0]), min(height, (top + h) * to_original[1])
         return [round(x0), round(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0))]
@@ -74,9 +74,10 @@ def predict():
         number=answer.number,
         confidence=round(best.reading.confidence, 4) if answer.found else 0.0,
         confident=answer.found and best.reading.confident,
-        box=box(best) if answer.found else None,
+        box=box(best.box) if answer.found else None,
+        digit_boxes=[box(b) for b in best.digit_boxes] if answer.found and best.digit_boxes else None,
         candidates=[{"number": c.reading.number, "confidence": round(c.reading.confidence, 4),
-                     "score": round(c.score, 4), "box": box(c)} for c in answer.candidates],
+                     "score": round(c.score, 4), "box": box(c.box)} for c in answer.candidates],
         probabilities={
             "length": [round(p, 4) for p in best.reading.length_probs],
             "digits": [[round(p, 4) for p in position] for position in best.reading.digit_probs],

@@ -34,6 +34,7 @@ class Candidate:
     box: Box  # left, top, width, height in the picture's pixels
     score: float  # the localiser's belief that a number is centred here, 0-1
     reading: Reading
+    digit_boxes: tuple[Box, ...] = ()  # one per digit, where the design yields them (a drawing read piece by piece)
 
 
 @dataclass(frozen=True)
@@ -132,9 +133,12 @@ class Pipeline:
         candidates = [Candidate(box, 1.0, self.drawings.read(sheet.cut_out(box)))]
         parts = sheet.pieces()
         if 1 < len(parts) <= MAX_DIGITS:
-            apart = joined([self.drawings.read(sheet.cut_out(part)) for part in parts], self.drawings.threshold)
+            readings = [self.drawings.read(sheet.cut_out(part)) for part in parts]
+            apart = joined(readings, self.drawings.threshold)
             if len(apart.number) <= MAX_DIGITS:
-                candidates.append(Candidate(box, 1.0, apart))
+                # When each piece reads one digit, the pieces are the digits' boxes (not when two touch).
+                one_each = all(len(r.number) == 1 for r in readings)
+                candidates.append(Candidate(box, 1.0, apart, tuple(parts) if one_each else ()))
         whole = candidates[0].reading
         candidates.sort(key=lambda c: (len(c.reading.number) == len(whole.number), c.reading.confidence), reverse=True)
         best = candidates[0]
