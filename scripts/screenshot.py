@@ -1,6 +1,7 @@
 """Take the README's screenshots: the page in Debian's Chromium after reading a real SVHN photo
 (test photo 2, whole, with the box the localiser found), at desktop width and at the
-width of a small phone (360 CSS pixels).
+width of a small phone (360 CSS pixels); and after reading a number drawn on the pad with the
+mouse along the Hershey font's strokes (scripts/pen.py).
 
     apt-get install chromium    # Playwright drives it; requirements-dev.txt has playwright
     .venv/bin/python scripts/screenshot.py docs
@@ -18,6 +19,7 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from model.data import load_samples  # noqa: E402
+from scripts.pen import draw  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -26,6 +28,9 @@ SHOTS = {  # file name: (viewport, whole page or only what the phone's screen sh
     "screenshot.png": ({"width": 1100, "height": 800}, True),
     "screenshot-phone.png": ({"width": 360, "height": 740}, False),
 }
+
+
+DRAWING = ("screenshot-drawing.png", "2048")  # file name, number drawn (at desktop width)
 
 
 def main(out_dir: str, port: int = 8765) -> None:
@@ -62,6 +67,17 @@ def main(out_dir: str, port: int = 8765) -> None:
                 page.screenshot(path=str(path), full_page=full_page)
                 print(f"{path}: read {page.text_content('#number')!r}; console errors: {problems or 'none'}")
                 page.close()
+            name, number = DRAWING
+            page = browser.new_page(viewport=SHOTS["screenshot.png"][0])
+            page.goto(f"http://127.0.0.1:{port}/")
+            draw(page, number, fill=0.7)
+            # The page reads the drawing 0.8 s after the last stroke; the reading of an unfinished one may come first.
+            page.wait_for_timeout(2000)
+            page.wait_for_selector("#reading:not([hidden])")
+            path = Path(out_dir) / name
+            page.screenshot(path=str(path), full_page=True)
+            print(f"{path}: drew {number!r}, read {page.text_content('#number')!r}")
+            page.close()
             browser.close()
     finally:
         server.terminate()

@@ -200,9 +200,11 @@ export function showReading(data, truth) {
   for (const c of others) if (!sameBox(c)) addBox(c.box, size, 'other', c.number);
   if (found) addBox(data.box, size, 'main', null);
   if (Array.isArray(data.digit_boxes)) for (const b of data.digit_boxes) addBox(b, size, 'digit', null);
-  el.others.hidden = others.length === 0;
-  el.others.textContent = others.length
-    ? 'Also read: ' + others.map((c) => c.number + ' (' + pct(Number(c.confidence)) + ')').join(', ')
+  // The text lists other numbers only: a drawing read whole and digit by digit often agrees with itself.
+  const alternatives = others.filter((c) => !found || c.number !== number);
+  el.others.hidden = alternatives.length === 0;
+  el.others.textContent = alternatives.length
+    ? 'Also read: ' + alternatives.map((c) => c.number + ' (' + pct(Number(c.confidence)) + ')').join(', ')
     : '';
 
   // With no number, the heads' guesses describe nothing on the picture: no table.

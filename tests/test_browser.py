@@ -18,7 +18,7 @@ from PIL import Image
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from model.preprocess import protocol_crop
-from scripts.pen import hershey_strokes
+from scripts.pen import draw
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The closed network of CI and dev machines makes Chromium misbehave without these.
@@ -141,26 +141,6 @@ def server_reading(client, data: bytes) -> dict:
 
 # ---------- Drawing with real pointer moves ----------
 
-def draw(page, text: str, fill: float = 0.8) -> None:
-    """Draws `text` on the pad with the mouse, stroke by stroke, scaled to `fill` of the pad."""
-    strokes = hershey_strokes(text)
-    xs = [x for stroke in strokes for x, _ in stroke]
-    ys = [y for stroke in strokes for _, y in stroke]
-    page.locator("#pad").scroll_into_view_if_needed()  # the mouse only reaches what is on screen
-    pad = page.locator("#pad").bounding_box()
-    scale = min(pad["width"] * fill / (max(xs) - min(xs)), pad["height"] * fill / (max(ys) - min(ys)))
-    left = pad["x"] + (pad["width"] - (max(xs) - min(xs)) * scale) / 2 - min(xs) * scale
-    top = pad["y"] + (pad["height"] - (max(ys) - min(ys)) * scale) / 2 - min(ys) * scale
-    mouse = page.mouse
-    for stroke in strokes:
-        points = [(left + x * scale, top + y * scale) for x, y in stroke]
-        mouse.move(*points[0])
-        mouse.down()
-        for x, y in points[1:]:
-            mouse.move(x, y, steps=3)  # intermediate pointermoves, as a hand makes them
-        mouse.up()
-
-
 def pad_pixels(page) -> str:
     return page.evaluate("document.getElementById('pad').toDataURL()")
 
@@ -226,6 +206,7 @@ def test_drawing_is_read_by_itself(page, number):
     assert page.text_content("#seen-caption") == "Your drawing"
     # A row per digit, and one for the length unless the digits were read one by one.
     assert page.locator("#probs tbody tr").count() in (len(number), 1 + len(number))
+    assert f"{number} (" not in page.text_content("#others")  # the same reading is not offered again
 
 
 def test_read_undo_and_clear_by_keyboard(page):
