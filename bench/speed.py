@@ -97,7 +97,7 @@ def main() -> None:
     print(f"models: {app.extensions['pipeline'].name} and {app.extensions['pipeline'].drawings.name} ({sizes})")
     print(f"tensorflow imported: {'tensorflow' in sys.modules}")
     print(f"memory: {base:.0f} MB interpreter, {loaded:.0f} MB with app and model, {after_pngs:.0f} MB after {len(total_ms)} "
-          f"photos, {rss_mb():.0f} MB after {len(phone_ms)} 12-megapixel JPEGs more")
+          f"photos, {rss_mb():.0f} MB after {len(drawing_ms)} drawings and {len(phone_ms)} 12-megapixel JPEGs more")
     print(f"model time:      p50 {percentile(model_ms, 50):.2f} ms  p95 {percentile(model_ms, 95):.2f} ms")
     print(f"/predict (in-process, PNG of {len(files)} SVHN test photos x {args.repeat}): "
           f"p50 {percentile(total_ms, 50):.2f} ms  p95 {percentile(total_ms, 95):.2f} ms")
