@@ -79,13 +79,21 @@ def scene_of(content: Image.Image, boxes: list[Box], rng: np.random.Generator, w
     return canvas, [(bx + x, by + y, bw, bh) for bx, by, bw, bh in boxes]
 
 
-def negatives_of(samples: list[Sample], images: dict, rng: np.random.Generator, count: int) -> list[Image.Image]:
-    """Pictures without digits: half regions of the photos away from any digit box, half plain textures."""
+def negatives_of(samples: list[Sample], images: dict, rng: np.random.Generator, count: int | None = None) -> list[Image.Image]:
+    """Pictures without digits: half regions of the photos away from any digit box, half plain textures.
+
+    Each wall is used once before any is used again: a wall drawn twice would count its false
+    alarm twice. With no count, every wall of the photos once and as many textures.
+    """
     walls = [wall for s in samples for wall in walls_of(s, images[s.path], min_size=24)]
+    count = 2 * len(walls) if count is None else count
+    wall_slots = (count + 1) // 2  # the even places
+    rounds = -(-wall_slots // len(walls)) if walls else 0  # ceiling division
+    order = [i for _ in range(rounds) for i in rng.permutation(len(walls))]
     pictures = []
     for i in range(count):
         if i % 2 == 0 and walls:
-            pictures.append(walls[int(rng.integers(len(walls)))])
+            pictures.append(walls[order[i // 2]])
         else:
             pictures.append(texture(rng, (int(rng.integers(40, 400)), int(rng.integers(40, 300)))))
     return pictures
