@@ -83,33 +83,13 @@ def real_photos(samples: list[Sample], images: dict) -> Source:
 
 def digit_free(walls: list[Image.Image]) -> Source:
     """Regions with no digit (real walls beside training numbers, textures), labelled as no number:
-    the localiser sometimes boxes a fence or a stain, and the reader is the one to say "none".
-
-    Half are cut the way the localiser's false boxes fall: a box shaped like a short number's
-    around the wall's strongest upright edge (a pole, a door frame, a plate's border), which
-    the reader would otherwise take for a 1.
-    """
+    the localiser sometimes boxes a fence or a stain, and the reader is the one to say "none"."""
     def draw(rng):
-        if walls and rng.random() < 0.5:
-            wall = walls[int(rng.integers(len(walls)))]
-            if min(wall.size) >= 12:
-                return wall, (), upright_edge_box(wall, rng)
         size = (int(rng.integers(24, 240)), int(rng.integers(24, 180)))
         image = background(rng, size, walls)
         width, height = rng.uniform(0.3, 0.9) * size[0], rng.uniform(0.3, 0.9) * size[1]
         return image, (), (rng.uniform(0, size[0] - width), rng.uniform(0, size[1] - height), width, height)
     return draw
-
-
-def upright_edge_box(wall: Image.Image, rng: np.random.Generator) -> tuple[float, float, float, float]:
-    """A box as tall as a number (30-90% of the wall) and 0.25-1.2 times as wide, centred near the
-    column where the wall changes most from left to right."""
-    height = rng.uniform(0.3, 0.9) * wall.height
-    width = min(float(wall.width), height * rng.uniform(0.25, 1.2))
-    change = np.abs(np.diff(np.asarray(wall.convert("L"), np.float32), axis=1)).sum(axis=0)
-    centre = float(np.argmax(change)) + 1 + rng.uniform(-0.3, 0.3) * width
-    left = float(np.clip(centre - width / 2, 0, wall.width - width))
-    return left, rng.uniform(0, wall.height - height), width, height
 
 
 def composed(generator) -> Source:

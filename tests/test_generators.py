@@ -104,15 +104,3 @@ def test_digit_free_regions_are_labelled_no_number(photos):
     assert x.shape == (8, 64, 64, 1) and np.isfinite(x).all()
     assert (y["length"] == 0).all() and (y["digits"] == 10).all()
 
-
-def test_hard_blanks_are_cut_around_the_walls_upright_edge():
-    from model.train import upright_edge_box
-
-    wall = Image.new("L", (120, 40), 200)
-    wall.paste(30, (83, 0, 90, 40))  # a dark pole: its edges at x = 83 and x = 90
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        left, top, width, height = upright_edge_box(wall, rng)
-        assert 0 <= left and left + width <= wall.width and 0 <= top and top + height <= wall.height + 1e-9
-        assert 0.3 * 40 <= height <= 0.9 * 40 and width <= 1.2 * height
-        assert left <= 83 <= left + width or left <= 90 <= left + width  # the pole's edge is in view
