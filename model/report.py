@@ -208,7 +208,8 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
                   f"its best epoch finds {locator['validation']['found']:.1%} of the numbers (top box overlapping the true box by "
                   "half or more, at the score that 97.5% of the validation pictures without digits stay under). The "
                   f"serving threshold, {locator['found_threshold']:.3f}, is that score again, taken through the whole "
-                  "pipeline with the bundled reader on five digit-free pictures per held-out photo (`model.calibrate`)."]
+                  "pipeline with the bundled reader on pictures without digits made from the held-out photos: every "
+                  "stretch of wall beside their numbers once, and as many textures (`model.calibrate`)."]
     if drawing:
         dt = drawing["training"]
         lines += ["", "## The drawing reader", "",
@@ -234,7 +235,7 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
             lines.append(f"| {protocol} | {r['images']} | {r['number_accuracy']:.1%} | {r['digit_accuracy']:.1%} | {by} |")
     if "none" in report:
         lines += ["", f"Pictures without digits ({report['none']['images']}: half regions of the test photos away from "
-                  "their digit boxes, half plain textures): a number is reported for "
+                  "their digit boxes, each a different one, half plain textures): a number is reported for "
                   f"{report['none']['number_reported']:.1%} of them."]
     lines += ["", "crop: the digits' union box grown by 30% on every side (kept inside the photo), then the product "
               "pipeline (localiser, then reader); whole: the photo as it is; scene: the photo pasted at a random "
