@@ -143,7 +143,8 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
     t = card["training"]
     lines = [f"# Model report: {card['name']}", "",
              f"`{card['file']}`: {card['bytes'] / 1e6:.1f} MB, quantization `{card['quantization']}`, input "
-             f"{card['input']['shape']}, exported {card['date']}.", "",
+             f"{card['input']['shape']}, exported {card['date']}. Every experiment tried beside this recipe, kept "
+             "or dropped, with its validation figures: [experiments.md](experiments.md).", "",
              "## Training recipe", "",
              "`python -m model.train --recipe model/recipe.json` runs every stage of the table below that starts "
              "from scratch or from an earlier stage (not the ablate- runs); its last stage is the bundled reader:", "",
