@@ -50,7 +50,7 @@ def compile_model(model: keras.Model, config, loss) -> None:
     """AdamW with one epoch of warm-up, then a cosine decay to zero at the last step."""
     total = config.epochs * config.steps
     schedule = keras.optimizers.schedules.CosineDecay(0.0, total, warmup_target=config.lr, warmup_steps=config.steps)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4), loss=loss)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay), loss=loss)
 
 
 def fit(model: keras.Model, batches, config, record: dict, check: keras.callbacks.Callback | None,

@@ -180,6 +180,8 @@ class Config:
     pseudo_fraction: float = 0.2
     widths: tuple[int, ...] = WIDTHS
     dense: int = 256
+    dropout: float = 0.3  # before and after the dense layer
+    weight_decay: float = 1e-4  # AdamW's, decoupled: each step shrinks the weights by lr x this
     seed: int = 1234
     init: str | None = None  # a .keras checkpoint of an earlier run to start from (same widths and dense)
     augment: bool = True  # false: every example is the crop protocol's cut, undamaged (to measure what augmenting adds)
@@ -232,7 +234,7 @@ def train(config: Config, verbose: int = 1) -> dict:
         check = NumberAccuracy(val_x, [s.number for s in val_samples],
                                held_out_drawings(config.mnist) if config.mnist else None, config.monitor)
 
-    model = build_model(tuple(config.widths), config.dense)
+    model = build_model(tuple(config.widths), config.dense, config.dropout)
     if config.init:
         model.load_weights(config.init)
     compile_model(model, config, {"length": "sparse_categorical_crossentropy", "digits": "sparse_categorical_crossentropy"})

@@ -90,6 +90,7 @@ class Config:
     steps: int = 200
     batch: int = 32
     lr: float = 2e-3
+    weight_decay: float = 1e-4
     val_fraction: float = 0.1  # the same held-out photos as model.train with the same seed
     widths: tuple[int, ...] = WIDTHS
     head: int = HEAD  # channels of the upward path and the heads

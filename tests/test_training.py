@@ -16,10 +16,15 @@ from tests.conftest import FIXTURES
 def test_train_export_and_serve(tmp_path):
     run = tmp_path / "run"
     config = Config(data=str(FIXTURES / "svhn_train"), out=str(run), epochs=2, steps=3, batch=8, widths=(8, 16),
-                    dense=16, val_fraction=0.1, seed=7)
+                    dense=16, val_fraction=0.1, seed=7, dropout=0.5, weight_decay=0.05)
     result = train(config, verbose=0)
     assert result["train_images"] == 36 and result["val_images"] == 4
     assert result["samples_seen"] == 2 * 3 * 8
+    import keras
+
+    trained = keras.models.load_model(run / "last.keras")  # the regularisation asked for is the one trained with
+    assert {layer.rate for layer in trained.layers if isinstance(layer, keras.layers.Dropout)} == {0.5}
+    assert np.isclose(float(trained.optimizer.weight_decay), 0.05)
     assert 0.0 <= result["best_val_number_acc"] <= 1.0
     assert 0.0 <= result["confidence_threshold"] <= 1.0
     assert {p.name for p in run.iterdir()} >= {"best.keras", "last.keras", "log.csv", "train.json"}
