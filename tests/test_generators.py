@@ -103,4 +103,3 @@ def test_digit_free_regions_are_labelled_no_number(photos):
     x, y = Batches([(1.0, digit_free(bank.backgrounds))], 8, 1, seed=2)[0]
     assert x.shape == (8, 64, 64, 1) and np.isfinite(x).all()
     assert (y["length"] == 0).all() and (y["digits"] == 10).all()
-
