@@ -4,7 +4,8 @@
 
 Each stage is one model.train run into RUNS/<run>. Before a stage with "pseudo_from", the
 earlier stage's model is exported and reads the unlabelled photos (model/pseudo.py); a stage
-with "init" starts from an earlier stage's weights (its best epoch, or a named checkpoint). The
+with "init" starts from an earlier stage's weights (its best epoch, or a named checkpoint); one
+with "ensemble" trains nothing but averages the named stages' readers (model/ensemble.py). The
 photo reader (the stage named by export.reader, else the last) is exported to --out with its
 model card; a stage with "export" (the canvas's drawing reader) to that file beside --out.
 A stage whose RUNS/<run>/train.json already records a result is not run again, so an
@@ -26,8 +27,14 @@ def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | Non
     for stage in recipe["stages"]:
         folder = runs / stage["run"]
         done = folder / "train.json"
-        if done.exists() and "train_seconds" in json.loads(done.read_text()):
+        if done.exists() and {"train_seconds", "members"} & set(json.loads(done.read_text())):
             print(f"stage {stage['run']}: already trained in {folder}")
+            continue
+        if "ensemble" in stage:
+            from model.ensemble import build
+
+            print(f"stage {stage['run']}: averaging {', '.join(stage['ensemble'])} into {folder}")
+            build([runs / member for member in stage["ensemble"]], folder)
             continue
         settings = dict(stage.get("train", {}))
         if settings.pop("mnist", False):

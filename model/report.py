@@ -18,6 +18,9 @@ from PIL import Image, ImageDraw
 from model.data import load_samples
 from model.preprocess import protocol_crop, union_box
 
+# Runs trained before model.train recorded these settings used the values it then fixed.
+UNRECORDED = {"weight_decay": 1e-4, "dropout": 0.3}
+
 
 def coverage_curve(readings: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Answer only the k most confident images: (coverage, accuracy, confidence threshold) for each k."""
@@ -137,22 +140,17 @@ def started_from(run: dict) -> str:
     return init.parent.name if init.name == "best.keras" else f"{init.parent.name}, {init.stem}"
 
 
-def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[str, float]], locator: dict | None,
-             drawing: dict | None = None) -> str:
-    """The report beside the model: recipe, validation comparisons, test figures and plots."""
-    t = card["training"]
-    lines = [f"# Model report: {card['name']}", "",
-             f"`{card['file']}`: {card['bytes'] / 1e6:.1f} MB, quantization `{card['quantization']}`, input "
-             f"{card['input']['shape']}, exported {card['date']}. Every experiment tried beside this recipe, kept "
-             "or dropped, with its validation figures: [experiments.md](experiments.md).", "",
-             "## Training recipe", "",
-             "`python -m model.train --recipe model/recipe.json` runs every stage of the table below that starts "
-             "from scratch or from an earlier stage (not the ablate- runs); its last stage is the bundled reader:", "",
-             f"`python -m model.train` on `{t['data']}`: {t['train_images']} photos for training, {t['val_images']} held "
+
+def training_lines(t: dict) -> list[str]:
+    """One model.train run's record -> how it was trained and what its batches were made of."""
+    lines = [f"`python -m model.train` on `{t['data']}`: {t['train_images']} photos for training, {t['val_images']} held "
              f"out for validation (seed {t['seed']}); {t['epochs']} epochs x {t['steps']} batches of {t['batch']} "
-             f"({t['samples_seen']:,} augmented examples), AdamW with a cosine learning rate from {t['lr']}, "
+             f"({t['samples_seen']:,} augmented examples), AdamW with a cosine learning rate from {t['lr']} and weight "
+             f"decay {t.get('weight_decay', UNRECORDED['weight_decay']):g}, dropout {t.get('dropout', UNRECORDED['dropout']):g}, "
              f"{t['train_seconds'] / 60:.0f} minutes on the CPU"
              + (f", starting from the weights of `{t['init']}`" if t.get("init") else "")
+             + (f"; best epoch {t['best_epoch']}, {t['best_val_number_acc']:.1%} of the validation photos exact"
+                if "best_epoch" in t else "")  # a member's record keeps them; a card has them under "validation"
              + ". Mix of each batch:", ""]
     shares = {"recombined numbers from real digit crops": t.get("synth_fraction", 0),
               f"numbers rendered from {t.get('usable_fonts', 0)} fonts (model/render.py)": t.get("font_fraction", 0),
@@ -164,6 +162,29 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
     if t.get("pseudo"):
         lines += ["", f"The pseudo-labels ({t['pseudo']}): {t['pseudo_labelled_photos']:,} unlabelled photos that an "
                   "earlier model read with at least its validation confidence threshold."]
+    return lines
+
+
+def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[str, float]], locator: dict | None,
+             drawing: dict | None = None) -> str:
+    """The report beside the model: recipe, validation comparisons, test figures and plots."""
+    t = card["training"]
+    lines = [f"# Model report: {card['name']}", "",
+             f"`{card['file']}`: {card['bytes'] / 1e6:.1f} MB, quantization `{card['quantization']}`, input "
+             f"{card['input']['shape']}, exported {card['date']}. Every experiment tried beside this recipe, kept "
+             "or dropped, with its validation figures: [experiments.md](experiments.md).", "",
+             "## Training recipe", "",
+             "`python -m model.train --recipe model/recipe.json` runs every stage of the table below that starts "
+             "from scratch or from an earlier stage (not the ablate- runs); its last stage is the bundled reader:", "",
+             ]
+    if "members" in t:  # an ensemble (model/ensemble.py): each member's recipe, then their average
+        lines += [f"The bundled reader averages the probabilities of {len(t['members'])} readers, head by head "
+                  f"(`python -m model.ensemble`, {t['params']:,} parameters in all); together they read "
+                  f"{card['validation']['number_accuracy']:.1%} of the validation photos exactly.", ""]
+        for member in t["members"]:
+            lines += [f"### {Path(member['out']).name}", "", *training_lines(member), ""]
+    else:
+        lines += training_lines(t)
     lines += ["", "## What each means added (validation, crop protocol)", "",
               f"Each run is scored on the same {t['val_images']} held-out photos, so one photo is "
               f"{1 / t['val_images']:.1%}; rows that change several means at once measure them together. "
@@ -174,13 +195,14 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
               "thing (`make ablation`); ablate-longer changes nothing, so it is what more training alone is worth; "
               "ablate-noaugment feeds every example (photos, recombined numbers, handwriting) as the crop protocol's "
               "plain cut; ablate-norecombined gives the recombined numbers' share to the real photos.", "",
-              "| run | starts from | epochs | augmented | recombined | fonts | handwriting | pseudo-labelled photos "
-              "| no-number regions | validation exact | handwriting |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| run | starts from | epochs | weight decay, dropout | augmented | recombined | fonts | handwriting "
+              "| pseudo-labelled photos | no-number regions | validation exact | handwriting |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     sizes = [run for run in runs if Path(run["out"]).name.startswith("size-")]
     for run in (run for run in runs if run not in sizes):
         pseudo = f"{run.get('pseudo_fraction', 0):.0%} of {run['pseudo_labelled_photos']:,}" if run.get("pseudo") else "0%"
         lines.append(f"| {Path(run['out']).name} | {started_from(run)} | {run['epochs']} | "
+                     f"{run.get('weight_decay', UNRECORDED['weight_decay']):g}, {run.get('dropout', UNRECORDED['dropout']):g} | "
                      f"{'no' if run.get('augment') is False else 'yes'} | "
                      f"{run.get('synth_fraction', 0):.0%} | {run.get('font_fraction', 0):.0%} | "
                      f"{run.get('handwriting_fraction', 0) if run.get('mnist') else 0:.0%} | {pseudo} | "
@@ -217,7 +239,7 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
                   f"`{drawing['file']}` ({drawing['bytes'] / 1e6:.1f} MB, the reader's network) reads what the page's pad "
                   "sends (`POST /predict?kind=drawing`). A drawing needs no localiser: its number is the ink on the "
                   "plain sheet, and digits drawn apart are read one by one as well as whole (model/drawing.py, "
-                  "model/pipeline.py). It goes on from the photo reader in the recipe's last stages: on MNIST train "
+                  "model/pipeline.py). It goes on from stage4, one of the photo readers, in the recipe's last stages: on MNIST train "
                   f"handwriting alone, then on {dt.get('handwriting_fraction', 0):.0%} handwriting (a "
                   f"{dt.get('font_digit_share', 0):.0%} share of its digits being font glyphs drawn like pen strokes) with "
                   f"{dt.get('font_fraction', 0):.0%} font-rendered and {dt.get('synth_fraction', 0):.0%} recombined numbers "
