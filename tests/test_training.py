@@ -1,6 +1,7 @@
 """Tiny end-to-end training runs on fixture photos: train, export to .tflite, run with the runtime."""
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,28 +115,55 @@ def test_train_export_and_run_the_localiser(tmp_path):
 
 
 def test_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
-    """A two-stage recipe as model/recipe.json writes it: the second stage learns from photos the
-    first one labelled and starts from its weights; the photo reader named by export.reader goes
-    to --out, a stage with "export" beside it; a second call skips both trainings."""
+    """A recipe as model/recipe.json writes it: the second stage learns from photos the first one
+    labelled and starts from its weights, a third averages both; the photo reader named by
+    export.reader (the average) goes to --out, a stage with "export" beside it; a second call
+    runs nothing again."""
     from model.recipe import run_recipe
 
     tiny = {"epochs": 1, "steps": 2, "batch": 8, "widths": [8, 16], "dense": 16, "seed": 7}
     recipe = {"stages": [{"run": "first", "train": tiny},
                          {"run": "second", "pseudo_from": "first", "init": "first", "export": "other.tflite",
-                          "train": {**tiny, "font_fraction": 0.2, "pseudo_fraction": 0.2}}],
-              "export": {"quantize": "none", "reader": "first"}}
+                          "train": {**tiny, "font_fraction": 0.2, "pseudo_fraction": 0.2}},
+                         {"run": "both", "ensemble": ["first", "second"]}],
+              "export": {"quantize": "none", "reader": "both"}}
     out = tmp_path / "bundled.tflite"
     args = (recipe, str(FIXTURES / "svhn_train"), str(FIXTURES / "svhn_test"), None, tmp_path / "runs", out)
     cards = run_recipe(*args)
     second = json.loads((tmp_path / "runs" / "second" / "train.json").read_text())
     assert second["init"].endswith("first/best.keras") and second["pseudo"].endswith("pseudo-first.json")
     labelled = json.loads((tmp_path / "runs" / "pseudo-first.json").read_text())
-    assert labelled["photos"] == 50 and set(cards) == {"first", "second"}
-    assert Reader(out).name == cards["first"]["name"] and cards["first"]["name"].endswith("-first")
+    assert labelled["photos"] == 50 and set(cards) == {"both", "second"}
+    assert Reader(out).name == cards["both"]["name"] and cards["both"]["name"].endswith("-both")
+    assert [Path(m["out"]).name for m in cards["both"]["training"]["members"]] == ["first", "second"]
     assert Reader(tmp_path / "other.tflite").name == cards["second"]["name"]
     capsys.readouterr()
     run_recipe(*args)
-    assert capsys.readouterr().out.count("already trained") == 2
+    assert capsys.readouterr().out.count("already trained") == 3
+
+
+def test_ensemble_averages_its_members_probabilities(tmp_path):
+    import keras
+
+    from model.ensemble import build
+
+    tiny = {"data": str(FIXTURES / "svhn_train"), "epochs": 1, "steps": 2, "batch": 8, "dense": 16, "seed": 7}
+    train(Config(out=str(tmp_path / "a"), widths=(8, 16), **tiny), verbose=0)
+    train(Config(out=str(tmp_path / "b"), widths=(8, 8), **tiny), verbose=0)
+    record = build([tmp_path / "a", tmp_path / "b"], tmp_path / "ab")
+    assert record["val_images"] == 4 and len(record["members"]) == 2 and 0 <= record["confidence_threshold"] <= 1
+
+    x = np.random.default_rng(0).normal(size=(3, 64, 64, 1)).astype(np.float32)
+    members = [keras.models.load_model(tmp_path / run / "best.keras", compile=False)(x) for run in ("a", "b")]
+    both = keras.models.load_model(tmp_path / "ab" / "best.keras", compile=False)(x)
+    for head in ("length", "digits"):
+        expected = (np.asarray(members[0][head]) + np.asarray(members[1][head])) / 2
+        assert np.allclose(np.asarray(both[head]), expected, atol=1e-6)
+
+    # Members that held out different photos have no common validation set to score them on.
+    train(Config(out=str(tmp_path / "c"), widths=(8, 8), **{**tiny, "seed": 8}), verbose=0)
+    with pytest.raises(ValueError, match="held out different photos"):
+        build([tmp_path / "a", tmp_path / "c"], tmp_path / "ac")
 
 
 def test_recipe_asks_for_the_folders_its_stages_need(tmp_path):
