@@ -175,7 +175,8 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
              "or dropped, with its validation figures: [experiments.md](experiments.md).", "",
              "## Training recipe", "",
              "`python -m model.train --recipe model/recipe.json` runs every stage of the table below that starts "
-             "from scratch or from an earlier stage (not the ablate- runs); its last stage is the bundled reader:", "",
+             "from scratch or from an earlier stage (not the ablate- runs), and exports the stage its `export` "
+             "names as the bundled reader:", "",
              ]
     if "members" in t:  # an ensemble (model/ensemble.py): each member's recipe, then their average
         lines += [f"The bundled reader averages the probabilities of {len(t['members'])} readers, head by head "
