@@ -19,8 +19,8 @@ import keras
 import numpy as np
 
 from model.decode import confidence_threshold, decode_batch
-from model.fitting import training_photos
-from model.preprocess import INPUT_SIZE, protocol_crop, to_input
+from model.fitting import crop_inputs, training_photos
+from model.preprocess import INPUT_SIZE
 from model.train import CONFIDENT_ACCURACY
 
 HEADS = ("length", "digits")
@@ -43,8 +43,7 @@ def build(runs: list[Path], out: Path) -> dict:
     model = average([keras.models.load_model(run / "best.keras", compile=False) for run in runs])
     first = records[0]
     _, train_samples, val_samples, images = training_photos(first["data"], first["val_fraction"], first["seed"])
-    x = np.stack([to_input(protocol_crop(images[s.path], list(s.boxes))) for s in val_samples])
-    predicted = model.predict(x, batch_size=256, verbose=0)
+    predicted = model.predict(crop_inputs(val_samples, images), batch_size=256, verbose=0)
     readings = decode_batch(predicted["length"], predicted["digits"])
     correct = np.array([number == s.number for (number, _), s in zip(readings, val_samples)])
     record = {

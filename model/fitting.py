@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from model.data import MAX_DIGITS, Sample, load_samples, split
+from model.preprocess import protocol_crop, to_input
 
 
 class SeededBatches(keras.utils.PyDataset):
@@ -44,6 +45,11 @@ def training_photos(data: str, val_fraction: float, seed: int) -> tuple[Path, li
     train_samples, val_samples = split(readable, val_fraction, seed)
     images = {s.path: Image.open(s.path).convert("L") for s in train_samples + val_samples}
     return folder, train_samples, val_samples, images
+
+
+def crop_inputs(samples: list[Sample], images: dict) -> np.ndarray:
+    """The held-out photos as the reader sees them under the crop protocol, never augmented."""
+    return np.stack([to_input(protocol_crop(images[s.path], list(s.boxes))) for s in samples])
 
 
 def compile_model(model: keras.Model, config, loss) -> None:

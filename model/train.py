@@ -31,7 +31,7 @@ from model.augment import augmented_input
 from model.cli import run
 from model.data import MAX_DIGITS, Sample
 from model.decode import BLANK, confidence_threshold, decode_batch
-from model.fitting import SeededBatches, compile_model, fit, save_record, training_photos
+from model.fitting import SeededBatches, compile_model, crop_inputs, fit, save_record, training_photos
 from model.handwriting import Handwriting, font_digits, load_mnist
 from model.net import WIDTHS, build_model
 from model.preprocess import INPUT_SIZE, protocol_crop, to_input, union_box
@@ -230,8 +230,7 @@ def train(config: Config, verbose: int = 1) -> dict:
     batches = Batches(mix, config.batch, config.steps, config.seed, config.augment)
     check = None
     if val_samples:
-        val_x = np.stack([to_input(protocol_crop(images[s.path], list(s.boxes))) for s in val_samples])
-        check = NumberAccuracy(val_x, [s.number for s in val_samples],
+        check = NumberAccuracy(crop_inputs(val_samples, images), [s.number for s in val_samples],
                                held_out_drawings(config.mnist) if config.mnist else None, config.monitor)
 
     model = build_model(tuple(config.widths), config.dense, config.dropout)
