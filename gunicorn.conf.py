@@ -1,17 +1,17 @@
 """gunicorn settings, read by the Procfile's command (Heroku) and by `make run`.
 
 Chosen from `python -m bench.load` and `python -m bench.peak` on the project's 2-core machine (figures
-in the README, "Load"): a read costs about 6 ms of CPU with the localiser (2 ms with the reader
-alone) whatever the workers and threads, a worker holds about 87 MB and does not grow over 10,000
+in the README, "Load"): a read costs about 8 ms of CPU with the localiser and the two-network reader
+(2 ms with one reader alone) whatever the workers and threads, a worker holds about 91 MB and does not grow over 10,000
 requests (30,000 with the reader alone), and the costliest picture the limits let
-in takes a worker to about 255 MB for the moment it is decoded.
+in takes a worker to about 260 MB for the moment it is decoded.
 """
 import os
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # One worker per core: the work is CPU-bound numpy/Pillow/LiteRT, so more processes only add memory
-# (about 87 MB each). Two workers and the master take about 200 MB of a 512 MB dyno, which leaves room for
-# one worst-case picture at a time; two at once, one per worker, come to about 535 MB (README, "Load";
+# (about 91 MB each). Two workers and the master take about 210 MB of a 512 MB dyno, which leaves room for
+# one worst-case picture at a time; two at once, one per worker, come to about 545 MB (README, "Load";
 # app/images.py decodes one large picture at a time per worker).
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # A second thread receives the next upload and answers /healthz while the first reads an image;
