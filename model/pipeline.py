@@ -22,8 +22,9 @@ from model.heatmap import iou
 from model.preprocess import Box, grow_box, protocol_crop
 from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL, Locator, Reader, Reading
 
-CANDIDATES = 3  # regions read per picture: the reader costs well under a millisecond each
-MARGINS = (0.2, 0.3, 0.45)  # per side, in box sizes: the reader was trained on crops with 10-50%
+CANDIDATES = 2  # regions read per picture: a third changed no answer on validation and cost 2-3 ms
+MARGINS = (0.3, 0.2)  # per side, in box sizes, the usual first: a looser third (0.45) changed no answer on validation
+SAME_LOOK = 0.8  # a closer look whose box overlaps the last this much (IoU) would see nearly its window again
 ZOOM = 3.0  # a closer look's window, in box sizes
 LOOKS = 3  # a number in a photo within a wide scene: the scene, then the photo, then the number
 PART_INSIDE = 0.7  # a box is part of another when this share of its area lies within it
@@ -108,8 +109,12 @@ class Pipeline:
         candidates = []
         for score, box in boxes:
             for _ in range(LOOKS - 1):
-                box, score, ms = self.refine(image, box, score)
+                closer, score, ms = self.refine(image, box, score)
                 model_ms += ms
+                same = iou(closer, box) >= SAME_LOOK
+                box = closer
+                if same:
+                    break
             reading = self.reader.read(image) if fills(box, image) else self.read_box(image, box)
             model_ms += reading.model_ms
             candidates.append(Candidate(box, score, reading))
@@ -145,9 +150,17 @@ class Pipeline:
         return Answer(best.reading.number != "", best, candidates, sum(c.reading.model_ms for c in candidates))
 
     def read_box(self, image: Image.Image, box: Box) -> Reading:
-        """The most confident of the readings with a tighter, the usual and a looser margin:
-        a box a little off cuts a digit with one margin and not with another."""
-        readings = [self.reader.read(protocol_crop(image, [box], margin)) for margin in MARGINS]
+        """The more confident of the readings with the usual and a tighter margin: a box a little
+        off takes in a neighbouring mark with one margin and not with the other.
+
+        The tighter one is read only when the usual one's reading is not confident (98% right
+        on validation), which saves a run of the reader for most numbers.
+        """
+        readings = []
+        for margin in MARGINS:
+            readings.append(self.reader.read(protocol_crop(image, [box], margin)))
+            if readings[0].confident:
+                break
         best = max(readings, key=lambda r: r.confidence)
         return replace(best, model_ms=sum(r.model_ms for r in readings))
 

@@ -1,5 +1,7 @@
 """The pipeline's ranking of candidates, without the networks."""
-from model.pipeline import Candidate, extends, ranked
+from PIL import Image
+
+from model.pipeline import MARGINS, Candidate, Pipeline, extends, ranked
 from model.runtime import Reading
 
 
@@ -21,3 +23,58 @@ def test_no_inheritance_from_elsewhere_another_number_or_below_the_threshold():
     loose = candidate("8444", 0.60, (8, 8, 130, 55), score=0.3)  # a box the localiser doubts
     for rival in (elsewhere, other, loose):
         assert ranked([rival, part], threshold=0.5) == [part, rival]
+
+
+class FakeReader:
+    """Reads every crop as "12" with the confidences given, in turn; counts its runs."""
+
+    threshold = 0.6
+
+    def __init__(self, *confidences: float):
+        self.confidences, self.runs = list(confidences), 0
+
+    def read(self, image) -> Reading:
+        self.runs += 1
+        confidence = self.confidences[min(self.runs, len(self.confidences)) - 1]
+        return Reading("12", confidence, confidence >= self.threshold, [], [], 1.0)
+
+
+class FakeLocator:
+    """Proposes the given boxes on the first look and nothing on a closer one; counts its runs."""
+
+    threshold = 0.5
+
+    def __init__(self, found):
+        self.found, self.runs = found, 0
+
+    def find(self, image, limit=3):
+        self.runs += 1
+        return (self.found[:limit] if self.runs == 1 else []), 1.0
+
+
+def fake_pipeline(reader, locator) -> Pipeline:
+    pipeline = Pipeline.__new__(Pipeline)  # the networks' files are not needed to test the control flow
+    pipeline.reader, pipeline.locator = reader, locator
+    return pipeline
+
+
+PHOTO = Image.new("RGB", (400, 300), "white")
+
+
+def test_a_confident_reading_is_not_read_again_at_the_other_margins():
+    pipeline = fake_pipeline(FakeReader(0.7), FakeLocator([]))
+    assert pipeline.read_box(PHOTO, (100, 100, 60, 40)).confidence == 0.7 and pipeline.reader.runs == 1
+
+    pipeline = fake_pipeline(FakeReader(0.3, 0.5), FakeLocator([]))
+    reading = pipeline.read_box(PHOTO, (100, 100, 60, 40))
+    assert pipeline.reader.runs == len(MARGINS) and reading.confidence == 0.5
+    assert reading.model_ms == len(MARGINS)  # every run counts in the model's time
+
+
+def test_a_closer_look_that_finds_nothing_is_not_repeated():
+    sure_box, doubtful_box = (100, 100, 40, 30), (250, 200, 40, 30)
+    pipeline = fake_pipeline(FakeReader(0.3), FakeLocator([(0.9, sure_box), (0.2, doubtful_box)]))
+    answer = pipeline.read(PHOTO)
+    assert pipeline.reader.runs == 2 * len(MARGINS)  # no reading is confident: every margin of both boxes
+    assert pipeline.locator.runs == 1 + 2  # the first look, then one closer look per box
+    assert answer.found and answer.best.box == sure_box and [c.box for c in answer.candidates] == [sure_box, doubtful_box]
