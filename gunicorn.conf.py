@@ -1,7 +1,7 @@
 """gunicorn settings, read by the Procfile's command (Heroku) and by `make run`.
 
 Chosen from `python -m bench.load` and `python -m bench.peak` on the project's 2-core machine (figures
-in the README, "Load"): a read costs about 8 ms of CPU with the localiser and the two-network reader
+in the README, "Load"): a read costs about 5 ms of CPU with the localiser and the two-network reader
 (2 ms with one reader alone) whatever the workers and threads, a worker holds about 91 MB and does not grow over 10,000
 requests (30,000 with the reader alone), and the costliest picture the limits let
 in takes a worker to about 260 MB for the moment it is decoded.
