@@ -1,4 +1,4 @@
-"""The pipeline's ranking of candidates, without the networks."""
+"""The pipeline's ranking of candidates and its calls to the networks, without the networks."""
 from PIL import Image
 
 from model.pipeline import MARGINS, Candidate, Pipeline, extends, ranked
