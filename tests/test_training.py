@@ -1,6 +1,9 @@
 """Tiny end-to-end training runs on fixture photos: train, export to .tflite, run with the runtime."""
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +201,31 @@ def test_a_boolean_setting_is_spelt_out_on_the_command_line(monkeypatch):
     monkeypatch.setattr("sys.argv", ["train", "--data", "d", "--augment", "0"])
     with pytest.raises(SystemExit):
         parse_config(Config, "")
+
+
+def test_the_same_training_code_runs_on_jax_without_tensorflow(tmp_path):
+    """A GPU machine has JAX and no TensorFlow: both networks must train there (KERAS_BACKEND=jax,
+    TensorFlow made unimportable), and their checkpoints must export and serve here."""
+    script = f"""
+import sys
+sys.modules["tensorflow"] = None  # any import of it now fails, as on the GPU machine
+import keras
+assert keras.backend.backend() == "jax"
+from model import train, train_locator
+train.train(train.Config(data={str(FIXTURES / "svhn_train")!r}, out={str(tmp_path / "reader")!r}, epochs=1, steps=2, batch=8), verbose=0)
+train_locator.train(train_locator.Config(data={str(FIXTURES / "svhn_train")!r}, out={str(tmp_path / "locator")!r}, epochs=1,
+                                         steps=2, batch=4, widths=(4, 4, 8, 8, 8), head=8), verbose=0)
+"""
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    with Image.open(FIXTURES / "svhn_test" / "1.png") as image:
+        picture = image.convert("RGB")
+    export(tmp_path / "reader" / "best.keras", tmp_path / "svhn.tflite")
+    reading = Reader(tmp_path / "svhn.tflite").read(picture)
+    assert len(reading.digit_probs) == 5 and 0.0 <= reading.confidence <= 1.0
+    export(tmp_path / "locator" / "best.keras", tmp_path / "locator.tflite")
+    found, _ = Locator(tmp_path / "locator.tflite").find(picture)
+    assert all(0.0 <= score <= 1.0 for score, _ in found)
