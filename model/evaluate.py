@@ -7,7 +7,8 @@ Each picture is decoded by the web app's decoder and answered as POST /predict a
   crop     the digits' union box grown by 30% on every side, kept inside the photo (Goodfellow et al.)
   whole    the photo as it is
   scene    the photo pasted at a random spot of a background 3 times its width and height
-           (textures, or stretches of other photos of the folder away from their digits)
+           (textures, or stretches of other photos of the folder away from their digits);
+           --scene-factor sets another size, to see how small a number can be and still be read
   none     pictures without digits (regions of the photos away from any digit box, plain
            textures): the figure is the share for which a number is reported, lower is better
   reader   the crop protocol read by the reader alone, without the localiser
@@ -37,6 +38,7 @@ from model.synth import walls_of
 
 PROTOCOLS = ("crop", "whole", "scene", "none", "reader")
 SEED = 2014  # scenes and digit-free pictures are drawn the same way every run
+SCENE_FACTOR = 3.0  # the scene protocol's background, in the photo's widths and heights
 
 
 def score(readings: list[str], truths: list[str]) -> dict:
@@ -65,7 +67,7 @@ def decoded(image: Image.Image) -> Image.Image:
     return decode_image(buffer.getvalue(), max_pixels=10**9)
 
 
-def pictures(samples: list[Sample], protocol: str) -> list[tuple[str, Image.Image, str]]:
+def pictures(samples: list[Sample], protocol: str, scene_factor: float = SCENE_FACTOR) -> list[tuple[str, Image.Image, str]]:
     """(name, picture, true number) for each sample under a protocol; for `none` the number is ""."""
     images = {s.path: Image.open(s.path).convert("RGB") for s in samples}
     rng = np.random.default_rng(SEED)
@@ -79,14 +81,14 @@ def pictures(samples: list[Sample], protocol: str) -> list[tuple[str, Image.Imag
         if protocol in ("crop", "reader"):
             image = protocol_crop(image, list(s.boxes))
         elif protocol == "scene":
-            image = scene_of(image, [union_box(list(s.boxes))], rng, walls)[0]
+            image = scene_of(image, [union_box(list(s.boxes))], rng, walls, factor=scene_factor)[0]
         out.append((s.path.name, image, s.number))
     return out
 
 
-def evaluate(pipeline: Pipeline, samples: list[Sample], protocol: str) -> dict:
+def evaluate(pipeline: Pipeline, samples: list[Sample], protocol: str, scene_factor: float = SCENE_FACTOR) -> dict:
     readings = []
-    for name, picture, truth in pictures(samples, protocol):
+    for name, picture, truth in pictures(samples, protocol, scene_factor):
         image = decoded(picture)
         if protocol == "reader":
             reading = pipeline.reader.read(image)
@@ -101,7 +103,8 @@ def evaluate(pipeline: Pipeline, samples: list[Sample], protocol: str) -> dict:
         reported = sum(r["read"] != "" for r in readings)
         return {"protocol": protocol, "images": len(readings), "number_reported": reported / max(len(readings), 1),
                 "readings": readings}
-    return dict(score([r["read"] for r in readings], [r["truth"] for r in readings]), protocol=protocol, readings=readings)
+    result = dict(score([r["read"] for r in readings], [r["truth"] for r in readings]), protocol=protocol, readings=readings)
+    return dict(result, scene_factor=scene_factor) if protocol == "scene" else result
 
 
 def evaluate_handwriting(pipeline: Pipeline, mnist: str, count: int = 1000, seed: int = SEED,
@@ -137,7 +140,8 @@ def summary(result: dict) -> str:
     if result["protocol"] == "none":
         return f" none: a number reported for {result['number_reported']:.2%} of {result['images']} pictures without digits"
     lengths = ", ".join(f"{k} digits {v['number_accuracy']:.1%} of {v['images']}" for k, v in result["by_length"].items())
-    name = result["protocol"] + (f" (MNIST {result['mnist_split']}, read as a {result['read_as']})"
+    scene = f" {result['scene_factor']:g}x" if result.get("scene_factor", SCENE_FACTOR) != SCENE_FACTOR else ""
+    name = result["protocol"] + scene + (f" (MNIST {result['mnist_split']}, read as a {result['read_as']})"
                                  if "mnist_split" in result else "")
     whole = f"; the whole ink alone {result['whole_ink_only']:.2%}" if "whole_ink_only" in result else ""
     return (f"{name:>5}: numbers {result['number_accuracy']:.2%}  digits {result['digit_accuracy']:.2%}"
@@ -152,6 +156,8 @@ def main() -> None:
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="the reader (.tflite)")
     parser.add_argument("--locator", default=str(DEFAULT_LOCATOR), help="the localiser (.tflite)")
     parser.add_argument("--protocol", choices=PROTOCOLS, nargs="+", default=list(PROTOCOLS))
+    parser.add_argument("--scene-factor", type=float, default=SCENE_FACTOR,
+                        help="the scene protocol's background size, in the photo's widths and heights")
     parser.add_argument("--limit", type=int, help="only the first N images")
     parser.add_argument("--mnist", help="MNIST folder: also read 1,000 numbers drawn from MNIST digits")
     parser.add_argument("--mnist-split", choices=("val", "test"), default="test",
@@ -163,7 +169,7 @@ def main() -> None:
     args = parser.parse_args()
     pipeline = Pipeline(args.model, args.locator, args.drawing_model)
     samples = (validation_samples(args.val_of) if args.val_of else load_samples(args.data))[: args.limit]
-    results = {p: evaluate(pipeline, samples, p) for p in args.protocol}
+    results = {p: evaluate(pipeline, samples, p, args.scene_factor) for p in args.protocol}
     if args.mnist:
         results["handwriting"] = evaluate_handwriting(pipeline, args.mnist, split=args.mnist_split, kind=args.mnist_as)
     for result in results.values():

@@ -1,4 +1,6 @@
-from model.evaluate import evaluate_handwriting, score
+from PIL import Image
+
+from model.evaluate import evaluate_handwriting, pictures, score, summary
 
 
 def test_score_counts_numbers_digits_and_lengths():
@@ -27,3 +29,18 @@ def test_handwriting_is_read_as_the_pad_sends_it_or_as_a_photo(app, mnist_dir, m
         assert all(len(r["truth"]) in (1, 2, 3, 4) for r in result["readings"])
         assert ("whole_ink_only" in result) == (kind == "drawing")
     assert calls == ["drawing"] * 4 + ["photo"] * 4
+
+
+def test_a_scene_is_the_photo_in_a_background_of_the_chosen_size(test_samples):
+    samples = test_samples[:3]
+    for factor in (3.0, 8.0):
+        for sample, (name, scene, truth) in zip(samples, pictures(samples, "scene", factor)):
+            with Image.open(sample.path) as photo:
+                assert scene.size == (int(photo.width * factor), int(photo.height * factor))
+            assert name == sample.path.name and truth == sample.number
+
+
+def test_the_summary_names_a_scene_size_other_than_the_protocols():
+    result = dict(score(["19"], ["19"]), protocol="scene")
+    assert summary(dict(result, scene_factor=3.0)).lstrip().startswith("scene:")
+    assert summary(dict(result, scene_factor=10.0)).lstrip().startswith("scene 10x:")
