@@ -53,33 +53,88 @@ def crop_inputs(samples: list[Sample], images: dict) -> np.ndarray:
 
 
 def compile_model(model: keras.Model, config, loss) -> None:
-    """AdamW with one epoch of warm-up, then a cosine decay to zero at the last step."""
+    """AdamW with one epoch of warm-up, then a cosine decay to zero at the last step; or, in a run
+    whose weights are averaged (--average-from), the rate held after the warm-up (alpha=1)."""
     total = config.epochs * config.steps
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, total, warmup_target=config.lr, warmup_steps=config.steps)
+    hold = 1.0 if config.average_from else 0.0
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, total, alpha=hold, warmup_target=config.lr,
+                                                      warmup_steps=config.steps)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay), loss=loss)
+
+
+class WeightAverage(keras.callbacks.Callback):
+    """Stochastic weight averaging (Izmailov et al. 2018): at a held rate the weights wander about
+    a wide minimum from epoch to epoch, and their mean lies nearer its middle than any of them.
+    Validation swings by several photos between such epochs, so the best one of them is partly
+    luck on 200 photos; the mean of the epochs from `first` on is chosen before any is scored."""
+
+    def __init__(self, first: int):
+        super().__init__()
+        self.first, self.count, self.mean = first, 0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 < self.first:
+            return
+        self.count += 1
+        weights = self.model.get_weights()
+        if self.mean is None:
+            self.mean = [w.astype(np.float64) for w in weights]
+        for mean, w in zip(self.mean, weights):
+            if np.issubdtype(w.dtype, np.floating):
+                mean += (w - mean) / self.count
+            else:  # a counter or a seed, not a weight: the last one stands
+                mean[...] = w
+
+    def apply(self, batches, steps: int = 200) -> None:
+        """Set the mean weights, then batch-norm statistics of their own: the running ones
+        belong to the last epoch's weights, and a mean of statistics is not the statistics of
+        the mean. A cumulative average (momentum i/(i+1)) over `steps` training batches."""
+        self.model.set_weights([m.astype(w.dtype) for m, w in zip(self.mean, self.model.get_weights())])
+        norms = [layer for layer in self.model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        momenta = [layer.momentum for layer in norms]
+        for i in range(min(steps, len(batches))):
+            for layer in norms:
+                layer.momentum = i / (i + 1)
+            self.model(batches[i][0], training=True)
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
 
 
 def fit(model: keras.Model, batches, config, record: dict, check: keras.callbacks.Callback | None,
         monitor: str, verbose: int) -> dict:
-    """Train, keeping the best epoch on `monitor` (logged by `check`) in --out with the last one,
-    log.csv and train.json (the record, updated with the results at the end). -> the record."""
+    """Train, keeping the best epoch on `monitor` (logged by `check`), or with --average-from the
+    mean of the last epochs' weights, in --out as best.keras, with the last epoch, log.csv and
+    train.json (the record, updated with the results at the end). -> the record."""
+    if config.average_from and not 1 <= config.average_from <= config.epochs:
+        raise ValueError(f"--average-from {config.average_from}: the epochs are 1 to {config.epochs}")
     out_dir = Path(config.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = dict(asdict(config), **record)
     print(json.dumps(record))
     (out_dir / "train.json").write_text(json.dumps(record, indent=2))
     callbacks = [keras.callbacks.CSVLogger(str(out_dir / "log.csv"))]
+    average = WeightAverage(config.average_from) if config.average_from else None
     if check is not None:
-        callbacks = [check, *callbacks, keras.callbacks.ModelCheckpoint(
-            str(out_dir / "best.keras"), monitor=monitor, mode="max", save_best_only=True)]
+        callbacks.insert(0, check)
+        if average is None:
+            callbacks.append(keras.callbacks.ModelCheckpoint(str(out_dir / "best.keras"), monitor=monitor, mode="max",
+                                                             save_best_only=True))
+    if average is not None:
+        callbacks.append(average)
     started = time.time()
     history = model.fit(batches, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     model.save(out_dir / "last.keras")
-    if check is None:
-        model.save(out_dir / "best.keras")
     scores = history.history.get(monitor, [])
-    record.update(train_seconds=round(time.time() - started), samples_seen=config.epochs * config.steps * config.batch,
-                  best_epoch=int(np.argmax(scores)) + 1 if scores else None, **{f"best_{monitor}": max(scores) if scores else None})
+    best = dict(best_epoch=int(np.argmax(scores)) + 1 if scores else None, **{f"best_{monitor}": max(scores) if scores else None})
+    if average is not None:
+        average.apply(batches)
+        if check is not None:  # the mean is kept whatever the epochs scored: the check scores it as its best
+            check.best, logs = -1.0, {}
+            check.on_epoch_end(config.epochs, logs)
+            best = dict(best_epoch=None, averaged_epochs=[config.average_from, config.epochs], **{f"best_{monitor}": logs[monitor]})
+    if average is not None or check is None:
+        model.save(out_dir / "best.keras")
+    record.update(train_seconds=round(time.time() - started), samples_seen=config.epochs * config.steps * config.batch, **best)
     return record
 
 

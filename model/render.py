@@ -18,18 +18,22 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import string
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 from model.data import MAX_DIGITS
-from model.scenes import background
+from model.surfaces import background
 from model.synth import LENGTH_SHARES
 
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 DIGITS = "0123456789"
+# Lettering for pictures without a number: the Latin letters, less those that pass for a digit in
+# some typeface (O 0, I l 1, S 5, B 8, Z 2, G b 6, g q 9, D Q 0), which a photo may well mean as one.
+LETTERS = "".join(c for c in string.ascii_letters if c not in "OoIilSsBZzGgqbDQ")
 
 
 def font_files(dirs: tuple[str, ...] | list[str] = FONT_DIRS) -> list[Path]:
@@ -102,8 +106,8 @@ def usable_fonts(paths: list[Path], reference: Path | None = None) -> list[Path]
     return kept
 
 
-def digit_mask(path: Path, digit: int, height: int, stroke: int = 0) -> Image.Image:
-    """The ink of one digit, cropped to its bounds and scaled to `height` pixels high."""
+def digit_mask(path: Path, digit: int | str, height: int, stroke: int = 0) -> Image.Image:
+    """The ink of one digit (or letter), cropped to its bounds and scaled to `height` pixels high."""
     size = 2 * height  # render large, then scale: glyph heights differ from font sizes by font
     font = _font(path, size)
     image = Image.new("L", (3 * size, 3 * size), 0)
@@ -134,13 +138,24 @@ class FontNumbers:
     def compose(self, rng: np.random.Generator, length: int | None = None):
         length = length or int(rng.choice(np.arange(1, MAX_DIGITS + 1), p=LENGTH_SHARES / LENGTH_SHARES.sum()))
         digits = tuple(int(d) for d in rng.integers(0, 10, length))
+        canvas, boxes = self._sign(rng, [str(d) for d in digits])
+        return canvas, digits, boxes
+
+    def lettering(self, rng: np.random.Generator) -> Image.Image:
+        """A word of 2 to 8 letters (no digit) made like a number: a sign that is not a house number."""
+        letters = [LETTERS[int(i)] for i in rng.integers(0, len(LETTERS), int(rng.integers(2, 9)))]
+        return self._sign(rng, letters)[0]
+
+    def _sign(self, rng: np.random.Generator, characters: list[str]) -> tuple[Image.Image, list[tuple]]:
+        """The characters in one font on a plate or a wall -> (grey image, one box per character)."""
+        length = len(characters)
         font = self.fonts[int(rng.integers(len(self.fonts)))]
         height = int(rng.integers(20, 72))
         stroke = int(rng.integers(0, 3)) if rng.random() < 0.3 else 0  # bolder than the font
         stretch = rng.uniform(0.75, 1.3)  # condensed and extended cuts of the same design
         masks = []
-        for d in digits:
-            mask = digit_mask(font, d, height, stroke)
+        for c in characters:
+            mask = digit_mask(font, c, height, stroke)
             masks.append(mask.resize((max(2, round(mask.width * stretch)), height), Image.Resampling.BILINEAR))
         gap = rng.uniform(-0.05, 0.25) * height
         steps = rng.uniform(-0.06, 0.06, length) * height if rng.random() < 0.3 else np.zeros(length)
@@ -166,7 +181,7 @@ class FontNumbers:
             self._digit(canvas, mask, box, ink, plate_grey, rng)
             boxes.append(box)
             x += mask.width + gap
-        return (lighting(canvas, rng) if rng.random() < 0.5 else canvas), digits, boxes
+        return (lighting(canvas, rng) if rng.random() < 0.5 else canvas), boxes
 
     @staticmethod
     def _plate(canvas: Image.Image, rect: tuple[int, int, int, int], grey: int, rng: np.random.Generator) -> None:

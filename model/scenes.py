@@ -5,75 +5,58 @@ numbers recombined from real digit crops (model/synth.py); canvas drawings of MN
 digits; scenes, where one of those is pasted at a random spot of a larger background among
 pasted patches without digits (so a pasted rectangle's edge does not mean "number"); and
 negatives with no number at all (walls beside the digits of training photos, plain textures,
-blank sheets). `scene_of` and `negatives_of` build the benchmark pictures of model/evaluate.py.
+blank sheets, and, with `Lettering`, signs of letters). `scene_of` and `negatives_of` build the
+benchmark pictures of model/evaluate.py.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from model.data import Sample
 from model.preprocess import Box, union_box
+from model.surfaces import background, texture
 from model.synth import DigitBank, feathered_mask, walls_of
 
 KINDS = ("photo", "synthetic", "drawing", "scene", "negative")
 SHARES = (0.3, 0.1, 0.1, 0.3, 0.2)
 
 
-def texture(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
-    """A plain surface: flat, a lighting gradient, blotches, boards or bricks, or stripes."""
-    w, h = size
-    kind = int(rng.integers(5))
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    low, high = sorted(rng.uniform(0, 255, 2))
-    if kind == 0:
-        pixels = np.full((h, w), rng.uniform(0, 255), np.float32)
-    elif kind == 1:
-        angle = rng.uniform(0, 2 * np.pi)
-        ramp = xs * np.cos(angle) + ys * np.sin(angle)
-        pixels = low + (high - low) * (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1.0)
-    elif kind == 2:
-        cell = int(rng.integers(4, 40))
-        coarse = rng.uniform(low, high, (h // cell + 2, w // cell + 2)).astype(np.float32)
-        pixels = np.asarray(Image.fromarray(coarse, "F").resize((w, h), Image.Resampling.BICUBIC))
-    elif kind == 3:
-        row = int(rng.integers(6, 40))
-        brick = int(rng.integers(row, 5 * row))
-        shifted = xs + (ys // row % 2) * brick / 2
-        joints = (ys % row < max(1, row // 8)) | (rng.random() < 0.7) & (shifted % brick < max(1, row // 8))
-        pixels = np.where(joints, low, high) + rng.normal(0, 6, (h, w))
-    else:
-        angle, period = rng.uniform(0, np.pi), rng.uniform(4, 40)
-        pixels = low + (high - low) * (np.sin((xs * np.cos(angle) + ys * np.sin(angle)) * 2 * np.pi / period) > 0)
-    pixels = pixels + rng.normal(0, rng.uniform(0, 10), (h, w))
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L")
-    return image.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2))) if rng.random() < 0.5 else image
-
-
-def background(rng: np.random.Generator, size: tuple[int, int], walls: list[Image.Image]) -> Image.Image:
-    """A surface with no digit: a texture, or a stretch of real wall (photo regions away from digits)."""
-    if not walls or rng.random() < 0.4:
-        return texture(rng, size)
-    wall = walls[int(rng.integers(len(walls)))]
-    return wall.resize(size, Image.Resampling.BILINEAR)
+@dataclass(frozen=True)
+class Lettering:
+    """Signs of letters (model/render.py: FontNumbers.lettering), shown to the localiser as things
+    that are not numbers: this share of the negatives, and of the patches laid into scenes."""
+    draw: Callable[[np.random.Generator], Image.Image]
+    share: float
 
 
 def paste_patches(canvas: Image.Image, rng: np.random.Generator, walls: list[Image.Image], count: int,
-                  typical: tuple[int, int]) -> None:
-    """Lay `count` digit-free patches about `typical` in size at random spots of the canvas."""
+                  typical: tuple[int, int], lettering: Lettering | None = None) -> None:
+    """Lay `count` digit-free patches about `typical` in size at random spots of the canvas; with
+    `lettering`, each is a sign of letters with its probability."""
     for _ in range(count):
         size = tuple(max(4, min(int(s * rng.uniform(0.3, 1.3)), c)) for s, c in zip(typical, canvas.size))
-        patch = background(rng, size, walls)
+        if lettering and rng.random() < lettering.share:
+            patch = lettering.draw(rng)
+            scale = min(size[1] / patch.height, canvas.width / patch.width, canvas.height / patch.height)
+            size = (max(4, int(patch.width * scale)), max(4, int(patch.height * scale)))  # a word keeps its shape
+            patch = patch.resize(size, Image.Resampling.BILINEAR)
+        else:
+            patch = background(rng, size, walls)
         spot = (int(rng.integers(0, canvas.width - size[0] + 1)), int(rng.integers(0, canvas.height - size[1] + 1)))
         canvas.paste(patch, spot, feathered_mask(size) if rng.random() < 0.5 else None)
 
 
 def scene_of(content: Image.Image, boxes: list[Box], rng: np.random.Generator, walls: list[Image.Image],
-             factor: float = 3.0, patches: int = 0, feather: bool = False) -> tuple[Image.Image, list[Box]]:
+             factor: float = 3.0, patches: int = 0, feather: bool = False,
+             lettering: Lettering | None = None) -> tuple[Image.Image, list[Box]]:
     """`content` pasted at a random spot of a background `factor` times its width and height."""
     size = (max(content.width + 1, int(content.width * factor)), max(content.height + 1, int(content.height * factor)))
     canvas = background(rng, size, walls)
-    paste_patches(canvas, rng, walls, patches, content.size)
+    paste_patches(canvas, rng, walls, patches, content.size, lettering)
     x, y = int(rng.integers(0, size[0] - content.width + 1)), int(rng.integers(0, size[1] - content.height + 1))
     canvas.paste(content, (x, y), feathered_mask(content.size) if feather else None)
     return canvas, [(bx + x, by + y, bw, bh) for bx, by, bw, bh in boxes]
@@ -102,8 +85,9 @@ def negatives_of(samples: list[Sample], images: dict, rng: np.random.Generator, 
 class Pictures:
     """Draws training pictures for the localiser: (grey image, number boxes), no box for a negative."""
 
-    def __init__(self, samples: list[Sample], images: dict, handwriting=None, shares=SHARES):
-        self.samples, self.images = samples, images
+    def __init__(self, samples: list[Sample], images: dict, handwriting=None, shares=SHARES,
+                 lettering: Lettering | None = None):
+        self.samples, self.images, self.lettering = samples, images, lettering
         self.bank = DigitBank(samples, images)
         self.walls = [wall for wall in self.bank.backgrounds if min(wall.size) >= 12]
         self.handwriting = handwriting
@@ -151,9 +135,11 @@ class Pictures:
     def scene(self, rng):
         content, boxes = self.photo(rng) if rng.random() < 0.75 else self.synthetic(rng)
         return scene_of(content, boxes, rng, self.walls, factor=rng.uniform(1.3, 4.0),
-                        patches=int(rng.integers(0, 4)), feather=rng.random() < 0.5)
+                        patches=int(rng.integers(0, 4)), feather=rng.random() < 0.5, lettering=self.lettering)
 
     def negative(self, rng):
+        if self.lettering and rng.random() < self.lettering.share:
+            return self.lettering.draw(rng), []
         kind = rng.random()
         if kind < 0.45:
             wall = self.walls[int(rng.integers(len(self.walls)))]
@@ -162,5 +148,5 @@ class Pictures:
         if kind < 0.6:  # a blank or nearly blank canvas
             return Image.new("L", size, int(rng.integers(200, 256))), []
         canvas = background(rng, size, self.walls)
-        paste_patches(canvas, rng, self.walls, int(rng.integers(0, 4)), (size[0] // 3, size[1] // 3))
+        paste_patches(canvas, rng, self.walls, int(rng.integers(0, 4)), (size[0] // 3, size[1] // 3), self.lettering)
         return canvas, []

@@ -37,7 +37,7 @@ from model.net import WIDTHS, build_model
 from model.preprocess import INPUT_SIZE, protocol_crop, to_input, union_box
 from model.pseudo import load_pseudo_labels, pseudo_photos
 from model.render import FONT_DIRS, FontNumbers, font_files, usable_fonts
-from model.scenes import background
+from model.surfaces import background
 from model.synth import DigitBank
 
 INPUT_SHAPE = (INPUT_SIZE, INPUT_SIZE, 1)
@@ -184,6 +184,7 @@ class Config:
     weight_decay: float = 1e-4  # AdamW's, decoupled: each step shrinks the weights by lr x this
     seed: int = 1234
     init: str | None = None  # a .keras checkpoint of an earlier run to start from (same widths and dense)
+    average_from: int = 0  # keep the mean weights of this epoch to the last (the rate held after warm-up); 0: the best epoch
     augment: bool = True  # false: every example is the crop protocol's cut, undamaged (to measure what augmenting adds)
     # The epoch kept: best on val_number_acc (photos), val_handwriting_acc (drawings: the canvas
     # reader) or val_score (their mean); auto is val_score with --mnist, else val_number_acc.

@@ -26,8 +26,9 @@ from model.handwriting import Handwriting, load_mnist
 from model.heatmap import CHANNELS, GRID, LOCATOR_SIZE, decode, encode, iou, letterbox, locator_input
 from model.locator_net import HEAD, WIDTHS, build_locator, locator_loss
 from model.preprocess import normalise, union_box
-from model.scenes import Pictures, negatives_of, scene_of
-from model.synth import walls_of
+from model.render import FONT_DIRS, FontNumbers, font_files, usable_fonts
+from model.scenes import Lettering, Pictures, negatives_of, scene_of
+from model.synth import DigitBank, walls_of
 
 FALSE_ALARMS = 0.025  # share of digit-free validation pictures allowed to score above the "found" threshold
 HIT_IOU = 0.5  # a found box is right when it overlaps the true number box this much
@@ -95,6 +96,9 @@ class Config:
     widths: tuple[int, ...] = WIDTHS
     head: int = HEAD  # channels of the upward path and the heads
     start: str | None = None  # a .keras checkpoint to go on training from (widths and head then come from it)
+    average_from: int = 0  # keep the mean weights of this epoch to the last (the rate held after warm-up); 0: the best epoch
+    letters: float = 0.0  # share of the negatives, and of the patches laid into scenes, that are signs of letters
+    fonts: str = ",".join(FONT_DIRS)  # comma-separated folders searched for font files (with --letters)
     seed: int = 1234
 
 
@@ -113,7 +117,11 @@ def train(config: Config, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(config.seed)
     folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.seed)
     writer = Handwriting(*load_mnist(config.mnist, "train")) if config.mnist else None
-    batches = PictureBatches(Pictures(train_samples, images, writer), config.batch, config.steps, config.seed)
+    lettering = None
+    if config.letters:
+        walls = DigitBank(train_samples, images).backgrounds
+        lettering = Lettering(FontNumbers(usable_fonts(font_files(config.fonts.split(","))), walls).lettering, config.letters)
+    batches = PictureBatches(Pictures(train_samples, images, writer, lettering=lettering), config.batch, config.steps, config.seed)
     check = LocatorCheck(*validation_pictures(val_samples, images, config.seed)) if val_samples else None
 
     model = keras.models.load_model(config.start, compile=False) if config.start else build_locator(tuple(config.widths), config.head)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.render import DIGITS, FontNumbers, _font, _glyph, _shape, font_files, usable_fonts
+from model.render import DIGITS, LETTERS, FontNumbers, _font, _glyph, _shape, font_files, usable_fonts
 
 MATPLOTLIB_FONTS = sorted((Path(matplotlib.get_data_path()) / "fonts" / "ttf").glob("*.ttf"))
 
@@ -63,6 +63,16 @@ def test_rendering_is_seeded(fonts):
     first, again, other = (numbers.compose(np.random.default_rng(seed)) for seed in (5, 5, 6))
     assert np.array_equal(np.asarray(first[0]), np.asarray(again[0])) and first[1:] == again[1:]
     assert first[0].size != other[0].size or not np.array_equal(np.asarray(first[0]), np.asarray(other[0]))
+
+
+def test_lettering_is_letters_only_none_that_pass_for_a_digit(fonts):
+    assert not set(LETTERS) & set(DIGITS + "OoIilSsBZzGgqbDQ") and len(LETTERS) == 52 - 16
+    numbers = FontNumbers(fonts)
+    first, again, other = (np.asarray(numbers.lettering(np.random.default_rng(seed))) for seed in (5, 5, 6))
+    assert np.array_equal(first, again) and (first.shape != other.shape or not np.array_equal(first, other))
+    for seed in range(10):
+        sign = np.asarray(numbers.lettering(np.random.default_rng(seed)), np.float32)
+        assert sign.ndim == 2 and sign.std() > 5  # ink on a ground, not a blank
 
 
 def test_no_font_is_a_clear_error():

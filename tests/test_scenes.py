@@ -5,7 +5,7 @@ from PIL import Image
 
 from model.data import load_samples
 from model.handwriting import Handwriting
-from model.scenes import KINDS, Pictures, negatives_of, scene_of
+from model.scenes import KINDS, Lettering, Pictures, negatives_of, paste_patches, scene_of
 from model.synth import walls_of
 from tests.conftest import FIXTURES
 
@@ -36,6 +36,21 @@ def test_the_same_seed_draws_the_same_pictures(pictures):
     b = [pictures.draw(np.random.default_rng(11)) for _ in range(5)]
     for (image_a, boxes_a), (image_b, boxes_b) in zip(a, b):
         assert boxes_a == boxes_b and np.array_equal(np.asarray(image_a), np.asarray(image_b))
+
+
+def test_lettering_takes_its_share_of_negatives_and_keeps_its_shape_in_scenes():
+    samples = load_samples(FIXTURES / "svhn_train")[:10]
+    images = {s.path: Image.open(s.path).convert("L") for s in samples}
+    sign = Image.new("L", (80, 20), 7)  # a word four times as wide as it is high
+    pictures = Pictures(samples, images, lettering=Lettering(lambda rng: sign, share=1.0))
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        image, boxes = pictures.negative(rng)
+        assert image is sign and boxes == []
+    canvas = Image.new("L", (300, 300), 200)
+    paste_patches(canvas, rng, [], 1, (100, 100), Lettering(lambda rng: sign, share=1.0))
+    left, top, right, bottom = Image.fromarray((np.asarray(canvas) < 100).astype(np.uint8) * 255).getbbox()
+    assert 3 <= (right - left) / (bottom - top) <= 5
 
 
 def test_a_scene_box_lands_on_the_pasted_number():

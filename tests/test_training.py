@@ -117,6 +117,51 @@ def test_train_export_and_run_the_localiser(tmp_path):
         assert 0 <= left + width / 2 < image.width and 0 <= top + height / 2 < image.height
 
 
+def test_weight_average_keeps_the_mean_of_the_last_epochs_with_batch_statistics_of_its_own():
+    import keras
+
+    from model.fitting import WeightAverage
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(keras.layers.Dense(3)(inputs)))
+    average = WeightAverage(first=2)
+    average.set_model(model)
+    kernels = [np.full((2, 3), float(epoch), np.float32) for epoch in range(4)]
+    for epoch, kernel in enumerate(kernels):  # epochs 1 to 4; the mean is of epochs 2 to 4
+        model.layers[1].kernel.assign(kernel)
+        average.on_epoch_end(epoch)
+    batches = [(np.random.default_rng(i).normal(5.0, 1.0, (16, 2)).astype(np.float32), None) for i in range(3)]
+    average.apply(batches)
+    assert np.allclose(model.layers[1].kernel.numpy(), 2.0)  # (1 + 2 + 3) / 3
+    dense_out = np.concatenate([x for x, _ in batches]) @ np.full((2, 3), 2.0) + model.layers[1].bias.numpy()
+    assert np.allclose(model.layers[2].moving_mean.numpy(), dense_out.mean(axis=0), rtol=1e-4)
+    assert model.layers[2].momentum == 0.99  # left as it was
+
+
+def test_an_averaged_run_holds_its_rate_and_keeps_the_mean(tmp_path):
+    run = tmp_path / "locator"
+    config = train_locator.Config(data=str(FIXTURES / "svhn_train"), out=str(run), epochs=2, steps=2, batch=4,
+                                  widths=(4, 4, 8, 8, 8), head=8, seed=7, average_from=2, letters=0.5,
+                                  lr=1e-3)
+    result = train_locator.train(config, verbose=0)
+    assert result["averaged_epochs"] == [2, 2] and result["best_epoch"] is None
+    assert result["found_threshold"] is not None and 0.0 <= result["best_val_found"] <= 1.0
+    import keras
+
+    from model.locator_net import locator_loss
+
+    last = keras.models.load_model(run / "last.keras", custom_objects={"locator_loss": locator_loss})
+    kept = keras.models.load_model(run / "best.keras", compile=False)
+    assert np.isclose(float(last.optimizer.learning_rate), 1e-3)  # not decayed: the rate is held
+    norms = [i for i, layer in enumerate(last.layers) if isinstance(layer, keras.layers.BatchNormalization)]
+    convs = [i for i, layer in enumerate(last.layers) if isinstance(layer, keras.layers.Conv2D)]
+    assert all(np.array_equal(last.layers[i].kernel.numpy(), kept.layers[i].kernel.numpy()) for i in convs)
+    assert not all(np.allclose(last.layers[i].moving_mean.numpy(), kept.layers[i].moving_mean.numpy()) for i in norms)
+    with pytest.raises(ValueError, match="average-from 3"):
+        train_locator.train(train_locator.Config(data=str(FIXTURES / "svhn_train"), out=str(tmp_path / "x"),
+                                                 epochs=2, steps=1, average_from=3), verbose=0)
+
+
 def test_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     """A recipe as model/recipe.json writes it: the second stage learns from photos the first one
     labelled and starts from its weights, a third averages both; the photo reader named by
@@ -214,7 +259,7 @@ assert keras.backend.backend() == "jax"
 from model import train, train_locator
 train.train(train.Config(data={str(FIXTURES / "svhn_train")!r}, out={str(tmp_path / "reader")!r}, epochs=1, steps=2, batch=8), verbose=0)
 train_locator.train(train_locator.Config(data={str(FIXTURES / "svhn_train")!r}, out={str(tmp_path / "locator")!r}, epochs=1,
-                                         steps=2, batch=4, widths=(4, 4, 8, 8, 8), head=8), verbose=0)
+                                         steps=2, batch=4, widths=(4, 4, 8, 8, 8), head=8, average_from=1), verbose=0)
 """
     env = dict(os.environ, KERAS_BACKEND="jax")
     done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, env=env,
