@@ -128,10 +128,11 @@ def fit(model: keras.Model, batches, config, record: dict, check: keras.callback
     best = dict(best_epoch=int(np.argmax(scores)) + 1 if scores else None, **{f"best_{monitor}": max(scores) if scores else None})
     if average is not None:
         average.apply(batches)
+        best = dict(best_epoch=None, averaged_epochs=[config.average_from, config.epochs], **{f"best_{monitor}": None})
         if check is not None:  # the mean is kept whatever the epochs scored: the check scores it as its best
             check.best, logs = -1.0, {}
             check.on_epoch_end(config.epochs, logs)
-            best = dict(best_epoch=None, averaged_epochs=[config.average_from, config.epochs], **{f"best_{monitor}": logs[monitor]})
+            best[f"best_{monitor}"] = logs[monitor]
     if average is not None or check is None:
         model.save(out_dir / "best.keras")
     record.update(train_seconds=round(time.time() - started), samples_seen=config.epochs * config.steps * config.batch, **best)
