@@ -42,7 +42,7 @@ def build(runs: list[Path], out: Path) -> dict:
         raise ValueError("the members held out different photos: their ensemble has no validation set")
     model = average([keras.models.load_model(run / "best.keras", compile=False) for run in runs])
     first = records[0]
-    _, train_samples, val_samples, images = training_photos(first["data"], first["val_fraction"], first["seed"])
+    _, train_samples, val_samples, images = training_photos(first["data"], first["val_fraction"], first.get("val_seed", first["seed"]))
     predicted = model.predict(crop_inputs(val_samples, images), batch_size=256, verbose=0)
     readings = decode_batch(predicted["length"], predicted["digits"])
     correct = np.array([number == s.number for (number, _), s in zip(readings, val_samples)])

@@ -131,9 +131,10 @@ def evaluate_handwriting(pipeline: Pipeline, mnist: str, count: int = 1000, seed
 
 
 def validation_samples(run: str) -> list[Sample]:
-    """The photos a training run held out, rebuilt from its recorded data folder, fraction and seed."""
+    """The photos a training run held out, rebuilt from its recorded data folder, fraction and
+    val_seed (runs from before val_seed held out by their one seed)."""
     record = json.loads((Path(run) / "train.json").read_text())
-    return split(load_samples(record["data"]), record["val_fraction"], record["seed"])[1]
+    return split(load_samples(record["data"]), record["val_fraction"], record.get("val_seed", record["seed"]))[1]
 
 
 def summary(result: dict) -> str:

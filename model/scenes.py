@@ -86,8 +86,8 @@ class Pictures:
     """Draws training pictures for the localiser: (grey image, number boxes), no box for a negative."""
 
     def __init__(self, samples: list[Sample], images: dict, handwriting=None, shares=SHARES,
-                 lettering: Lettering | None = None):
-        self.samples, self.images, self.lettering = samples, images, lettering
+                 lettering: Lettering | None = None, small_scenes: float = 0.0):
+        self.samples, self.images, self.lettering, self.small_scenes = samples, images, lettering, small_scenes
         self.bank = DigitBank(samples, images)
         self.walls = [wall for wall in self.bank.backgrounds if min(wall.size) >= 12]
         self.handwriting = handwriting
@@ -134,7 +134,11 @@ class Pictures:
 
     def scene(self, rng):
         content, boxes = self.photo(rng) if rng.random() < 0.75 else self.synthetic(rng)
-        return scene_of(content, boxes, rng, self.walls, factor=rng.uniform(1.3, 4.0),
+        if self.small_scenes and rng.random() < self.small_scenes:  # a number far off, as across a street
+            factor = float(np.exp(rng.uniform(np.log(4.0), np.log(12.0))))
+        else:
+            factor = rng.uniform(1.3, 4.0)
+        return scene_of(content, boxes, rng, self.walls, factor=factor,
                         patches=int(rng.integers(0, 4)), feather=rng.random() < 0.5, lettering=self.lettering)
 
     def negative(self, rng):

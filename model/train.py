@@ -182,7 +182,8 @@ class Config:
     dense: int = 256
     dropout: float = 0.3  # before and after the dense layer
     weight_decay: float = 1e-4  # AdamW's, decoupled: each step shrinks the weights by lr x this
-    seed: int = 1234
+    seed: int = 1234  # initialisation and batches
+    val_seed: int = 1234  # which photos are held out: the same for every run, whatever its --seed
     init: str | None = None  # a .keras checkpoint of an earlier run to start from (same widths and dense)
     average_from: int = 0  # keep the mean weights of this epoch to the last (the rate held after warm-up); 0: the best epoch
     augment: bool = True  # false: every example is the crop protocol's cut, undamaged (to measure what augmenting adds)
@@ -226,7 +227,7 @@ def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tu
 
 def train(config: Config, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(config.seed)
-    folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.seed)
+    folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.val_seed)
     mix, counts = sources_for(config, train_samples, images)
     batches = Batches(mix, config.batch, config.steps, config.seed, config.augment)
     check = None

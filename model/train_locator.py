@@ -2,7 +2,7 @@
 
     python -m model.train_locator --data ../shared/data/svhn --mnist ../shared/data/mnist --out runs/locator
 
-It holds out the same validation photos as `model.train` (same fraction and seed), so neither
+It holds out the same validation photos as `model.train` (same fraction and val_seed), so neither
 network ever sees them. After every epoch it looks for the number in those photos as they are
 and in scenes built around them, and in pictures without digits; the best epoch is the one
 that finds the most numbers at the score threshold that 97.5% of the digit-free pictures stay
@@ -92,14 +92,16 @@ class Config:
     batch: int = 32
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    val_fraction: float = 0.1  # the same held-out photos as model.train with the same seed
+    val_fraction: float = 0.1  # the same held-out photos as model.train with the same fraction and val_seed
     widths: tuple[int, ...] = WIDTHS
     head: int = HEAD  # channels of the upward path and the heads
     start: str | None = None  # a .keras checkpoint to go on training from (widths and head then come from it)
     average_from: int = 0  # keep the mean weights of this epoch to the last (the rate held after warm-up); 0: the best epoch
     letters: float = 0.0  # share of the negatives, and of the patches laid into scenes, that are signs of letters
     fonts: str = ",".join(FONT_DIRS)  # comma-separated folders searched for font files (with --letters)
-    seed: int = 1234
+    small_scenes: float = 0.0  # share of scenes 4-12 times their content's size (the rest 1.3-4 times)
+    seed: int = 1234  # initialisation and batches
+    val_seed: int = 1234  # which photos are held out (and the scenes built around them)
 
 
 def validation_pictures(val_samples, images, seed: int):
@@ -115,14 +117,15 @@ def validation_pictures(val_samples, images, seed: int):
 
 def train(config: Config, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(config.seed)
-    folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.seed)
+    folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.val_seed)
     writer = Handwriting(*load_mnist(config.mnist, "train")) if config.mnist else None
     lettering = None
     if config.letters:
         walls = DigitBank(train_samples, images).backgrounds
         lettering = Lettering(FontNumbers(usable_fonts(font_files(config.fonts.split(","))), walls).lettering, config.letters)
-    batches = PictureBatches(Pictures(train_samples, images, writer, lettering=lettering), config.batch, config.steps, config.seed)
-    check = LocatorCheck(*validation_pictures(val_samples, images, config.seed)) if val_samples else None
+    pictures = Pictures(train_samples, images, writer, lettering=lettering, small_scenes=config.small_scenes)
+    batches = PictureBatches(pictures, config.batch, config.steps, config.seed)
+    check = LocatorCheck(*validation_pictures(val_samples, images, config.val_seed)) if val_samples else None
 
     model = keras.models.load_model(config.start, compile=False) if config.start else build_locator(tuple(config.widths), config.head)
     compile_model(model, config, locator_loss)

@@ -53,6 +53,16 @@ def test_lettering_takes_its_share_of_negatives_and_keeps_its_shape_in_scenes():
     assert 3 <= (right - left) / (bottom - top) <= 5
 
 
+def test_small_scenes_put_the_number_far_off():
+    samples = load_samples(FIXTURES / "svhn_train")
+    images = {s.path: Image.open(s.path).convert("L") for s in samples}
+    spans = {}
+    for share in (0.0, 1.0):
+        pictures, rng = Pictures(samples, images, small_scenes=share), np.random.default_rng(5)
+        spans[share] = [image.width / box[2] for image, (box,) in (pictures.scene(rng) for _ in range(20))]
+    assert min(spans[1.0]) >= 3.9 and min(spans[0.0]) < 3.9  # 4-12x the content, against 1.3-4x
+
+
 def test_a_scene_box_lands_on_the_pasted_number():
     content = Image.new("L", (30, 20), 255)
     content.paste(0, (5, 4, 25, 16))  # a black "number" at (5, 4, 20, 12)

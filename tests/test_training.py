@@ -99,6 +99,13 @@ def test_train_export_and_run_the_localiser(tmp_path):
     result = train_locator.train(config, verbose=0)
     assert result["train_images"] == 36 and result["val_images"] == 4
     assert 0.0 <= result["best_val_found"] <= 1.0 and result["found_threshold"] is not None
+    # --seed 7 changes the batches, not the held-out photos: every run is scored on the same ones
+    from model.data import load_samples, split
+    from model.evaluate import validation_samples
+
+    photos = load_samples(FIXTURES / "svhn_train")
+    held_out = [s.path for s in validation_samples(str(run))]
+    assert held_out == [s.path for s in split(photos, 0.1, 1234)[1]] != [s.path for s in split(photos, 0.1, 7)[1]]
     assert {p.name for p in run.iterdir()} >= {"best.keras", "last.keras", "log.csv", "train.json"}
 
     out = tmp_path / "locator.tflite"
