@@ -54,6 +54,12 @@ def load_samples(folder: str | Path) -> list[Sample]:
     return sorted(samples, key=lambda s: (len(s.path.stem), s.path.stem))
 
 
+def held_out_by(record: dict) -> tuple[str, float, int]:
+    """(data folder, fraction, seed) of the split a training run made, from its train.json; runs
+    from before val_seed held out photos by their one seed."""
+    return record["data"], record["val_fraction"], record.get("val_seed", record["seed"])
+
+
 def split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
     """(train, validation): a seeded shuffle, so evaluation can rebuild a training run's validation set."""
     order = np.random.default_rng(seed).permutation(len(samples))

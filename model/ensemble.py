@@ -18,13 +18,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from model.data import held_out_by
 from model.decode import confidence_threshold, decode_batch
 from model.fitting import crop_inputs, training_photos
 from model.preprocess import INPUT_SIZE
 from model.train import CONFIDENT_ACCURACY
 
 HEADS = ("length", "digits")
-SPLIT = ("data", "val_fraction", "seed")  # what decides a run's validation photos
 
 
 def average(members: list[keras.Model]) -> keras.Model:
@@ -38,17 +38,17 @@ def average(members: list[keras.Model]) -> keras.Model:
 
 def build(runs: list[Path], out: Path) -> dict:
     records = [json.loads((run / "train.json").read_text()) for run in runs]
-    if len({tuple(record[k] for k in SPLIT) for record in records}) != 1:
+    if len({held_out_by(record) for record in records}) != 1:
         raise ValueError("the members held out different photos: their ensemble has no validation set")
     model = average([keras.models.load_model(run / "best.keras", compile=False) for run in runs])
-    first = records[0]
-    _, train_samples, val_samples, images = training_photos(first["data"], first["val_fraction"], first.get("val_seed", first["seed"]))
+    data, fraction, seed = held_out_by(records[0])
+    _, train_samples, val_samples, images = training_photos(data, fraction, seed)
     predicted = model.predict(crop_inputs(val_samples, images), batch_size=256, verbose=0)
     readings = decode_batch(predicted["length"], predicted["digits"])
     correct = np.array([number == s.number for (number, _), s in zip(readings, val_samples)])
     record = {
         "members": [dict(record, out=str(run)) for record, run in zip(records, runs)],
-        **{k: first[k] for k in SPLIT},
+        "data": data, "val_fraction": fraction, "seed": seed, "val_seed": seed,
         "train_images": len(train_samples), "val_images": len(val_samples), "params": model.count_params(),
         "best_val_number_acc": float(correct.mean()), "best_epoch": None,
         "confidence_threshold": confidence_threshold(np.array([c for _, c in readings]), correct, CONFIDENT_ACCURACY),

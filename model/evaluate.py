@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.data import Sample, load_samples, split
+from model.data import Sample, held_out_by, load_samples, split
 from model.pipeline import Pipeline
 from model.preprocess import protocol_crop, union_box
 from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL
@@ -131,10 +131,9 @@ def evaluate_handwriting(pipeline: Pipeline, mnist: str, count: int = 1000, seed
 
 
 def validation_samples(run: str) -> list[Sample]:
-    """The photos a training run held out, rebuilt from its recorded data folder, fraction and
-    val_seed (runs from before val_seed held out by their one seed)."""
-    record = json.loads((Path(run) / "train.json").read_text())
-    return split(load_samples(record["data"]), record["val_fraction"], record.get("val_seed", record["seed"]))[1]
+    """The photos a training run held out, rebuilt from its record (model.data.held_out_by)."""
+    data, fraction, seed = held_out_by(json.loads((Path(run) / "train.json").read_text()))
+    return split(load_samples(data), fraction, seed)[1]
 
 
 def summary(result: dict) -> str:

@@ -143,13 +143,19 @@ def started_from(run: dict) -> str:
 
 def training_lines(t: dict) -> list[str]:
     """One model.train run's record -> how it was trained and what its batches were made of."""
+    averaged = t.get("averaged_epochs")
+    rate = f"a learning rate held at {t['lr']} after a warm-up epoch" if averaged else f"a cosine learning rate from {t['lr']}"
+    if averaged:
+        kept = f"; the mean of the weights of epochs {averaged[0]} to {averaged[1]} (batch-norm statistics recomputed), "
+    else:
+        kept = f"; best epoch {t.get('best_epoch')}, "
     lines = [f"`python -m model.train` on `{t['data']}`: {t['train_images']} photos for training, {t['val_images']} held "
-             f"out for validation (seed {t['seed']}); {t['epochs']} epochs x {t['steps']} batches of {t['batch']} "
-             f"({t['samples_seen']:,} augmented examples), AdamW with a cosine learning rate from {t['lr']} and weight "
+             f"out for validation (seed {t.get('val_seed', t['seed'])}); {t['epochs']} epochs x {t['steps']} batches of {t['batch']} "
+             f"({t['samples_seen']:,} augmented examples), AdamW with {rate} and weight "
              f"decay {t.get('weight_decay', UNRECORDED['weight_decay']):g}, dropout {t.get('dropout', UNRECORDED['dropout']):g}, "
              f"{t['train_seconds'] / 60:.0f} minutes on the CPU"
              + (f", starting from the weights of `{t['init']}`" if t.get("init") else "")
-             + (f"; best epoch {t['best_epoch']}, {t['best_val_number_acc']:.1%} of the validation photos exact"
+             + (f"{kept}{t['best_val_number_acc']:.1%} of the validation photos exact"
                 if "best_epoch" in t else "")  # a member's record keeps them; a card has them under "validation"
              + ". Mix of each batch:", ""]
     shares = {"recombined numbers from real digit crops": t.get("synth_fraction", 0),

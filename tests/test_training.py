@@ -215,10 +215,13 @@ def test_ensemble_averages_its_members_probabilities(tmp_path):
         expected = (np.asarray(members[0][head]) + np.asarray(members[1][head])) / 2
         assert np.allclose(np.asarray(both[head]), expected, atol=1e-6)
 
-    # Members that held out different photos have no common validation set to score them on.
+    # A member with other batches (--seed) holds out the same photos; one with another --val-seed
+    # does not, and members without a common validation set cannot be scored together.
     train(Config(out=str(tmp_path / "c"), widths=(8, 8), **{**tiny, "seed": 8}), verbose=0)
+    assert build([tmp_path / "a", tmp_path / "c"], tmp_path / "ac")["val_images"] == 4
+    train(Config(out=str(tmp_path / "d"), widths=(8, 8), **{**tiny, "val_seed": 8}), verbose=0)
     with pytest.raises(ValueError, match="held out different photos"):
-        build([tmp_path / "a", tmp_path / "c"], tmp_path / "ac")
+        build([tmp_path / "a", tmp_path / "d"], tmp_path / "ad")
 
 
 def test_recipe_asks_for_the_folders_its_stages_need(tmp_path):
