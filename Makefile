@@ -40,7 +40,7 @@ model: $(VENV)/.dev
 	$(BIN)/python -m model.export --run runs/locator --out model/locator.tflite --quantize dynamic
 	$(BIN)/python -m model.calibrate --val-of runs/locator
 	$(BIN)/python -m model.evaluate --data $(SVHN)/test --mnist $(MNIST) --report model/report/test.json
-	$(BIN)/python -m model.report --eval model/report/test.json --runs runs/base runs/stage2 runs/stage3 runs/stage4 runs/reg runs/reg2 runs/reg3 \
+	$(BIN)/python -m model.report --eval model/report/test.json --runs runs/base runs/stage2 runs/stage3 runs/stage4 runs/reg runs/reg2 runs/reg3 runs/swa3 \
 		$(wildcard $(addprefix runs/ablate-,$(ABLATIONS)) $(addprefix runs/size-,narrow bundled wide))
 
 # One means at a time, on validation (model/report/README.md, "What each means added"): each run
