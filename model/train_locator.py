@@ -28,7 +28,7 @@ from model.locator_net import HEAD, WIDTHS, build_locator, locator_loss
 from model.preprocess import normalise, union_box
 from model.render import FONT_DIRS, FontNumbers, font_files, usable_fonts
 from model.scenes import Lettering, Pictures, negatives_of, scene_of
-from model.synth import DigitBank, walls_of
+from model.synth import walls_of
 
 FALSE_ALARMS = 0.025  # share of digit-free validation pictures allowed to score above the "found" threshold
 HIT_IOU = 0.5  # a found box is right when it overlaps the true number box this much
@@ -119,11 +119,10 @@ def train(config: Config, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(config.seed)
     folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.val_seed)
     writer = Handwriting(*load_mnist(config.mnist, "train")) if config.mnist else None
-    lettering = None
-    if config.letters:
-        walls = DigitBank(train_samples, images).backgrounds
-        lettering = Lettering(FontNumbers(usable_fonts(font_files(config.fonts.split(","))), walls).lettering, config.letters)
-    pictures = Pictures(train_samples, images, writer, lettering=lettering, small_scenes=config.small_scenes)
+    pictures = Pictures(train_samples, images, writer, small_scenes=config.small_scenes)
+    if config.letters:  # signs on the same real walls as the numbers
+        signs = FontNumbers(usable_fonts(font_files(config.fonts.split(","))), pictures.bank.backgrounds)
+        pictures.lettering = Lettering(signs.lettering, config.letters)
     batches = PictureBatches(pictures, config.batch, config.steps, config.seed)
     check = LocatorCheck(*validation_pictures(val_samples, images, config.val_seed)) if val_samples else None
 
