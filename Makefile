@@ -29,8 +29,9 @@ test: $(VENV)/.dev
 # The bundled models, end to end (see README, "Training"): the reader's stages (model/recipe.json:
 # a first reader on the labelled photos, then readers that also learn from the unlabelled photos
 # an earlier stage reads confidently, MNIST handwriting and font-rendered numbers, a second, regularised
-# line of them, the average of both lines' last readers; the pad's drawing reader), then the
-# localiser; exported with int8 weights, calibrated, scored and reported.
+# line of them that learns again from both lines averaged, the average of both lines' last readers;
+# the pad's drawing reader), then the localiser; exported with int8 weights, calibrated, scored and
+# reported.
 SVHN ?= data/svhn
 UNLABELLED ?= data/svhn_unlabeled
 MNIST ?= data/mnist
@@ -40,7 +41,7 @@ model: $(VENV)/.dev
 	$(BIN)/python -m model.export --run runs/locator --out model/locator.tflite --quantize dynamic
 	$(BIN)/python -m model.calibrate --val-of runs/locator
 	$(BIN)/python -m model.evaluate --data $(SVHN)/test --mnist $(MNIST) --report model/report/test.json
-	$(BIN)/python -m model.report --eval model/report/test.json --runs runs/base runs/stage2 runs/stage3 runs/stage4 runs/reg runs/reg2 runs/reg3 runs/swa3 \
+	$(BIN)/python -m model.report --eval model/report/test.json --runs runs/base runs/stage2 runs/stage3 runs/stage4 runs/reg runs/reg2 runs/reg3 runs/reg4 runs/swa \
 		$(wildcard $(addprefix runs/ablate-,$(ABLATIONS)) $(addprefix runs/size-,narrow bundled wide))
 
 # One means at a time, on validation (model/report/README.md, "What each means added"): each run
