@@ -54,6 +54,17 @@ def damage(grey: Image.Image, rng: np.random.Generator) -> np.ndarray:
     return pixels
 
 
-def augmented_input(image: Image.Image, box: Box, rng: np.random.Generator) -> np.ndarray:
+def lower_resolution(grey: Image.Image, rng: np.random.Generator, scale=(0.25, 0.6)) -> Image.Image:
+    """The crop as a far smaller photo would give it: shrunk (averaging its pixels, as a camera
+    sensor does) to a random share of its side, then enlarged back as serving enlarges a small photo."""
+    side = max(4, round(grey.width * rng.uniform(*scale)))
+    small = grey.resize((side, max(4, round(grey.height * side / grey.width))), Image.Resampling.BOX)
+    return small.resize(grey.size, Image.Resampling.BILINEAR)
+
+
+def augmented_input(image: Image.Image, box: Box, rng: np.random.Generator, low_res: float = 0.0) -> np.ndarray:
     quad = jitter_quad(box, rng, image_size=image.size)
-    return normalise(damage(warp(image, quad=quad), rng))
+    grey = warp(image, quad=quad)
+    if low_res and rng.random() < low_res:  # no draw at 0, so runs without it keep their batches
+        grey = lower_resolution(grey, rng)
+    return normalise(damage(grey, rng))

@@ -56,11 +56,12 @@ class Batches(SeededBatches):
     picture, its digits and the digits' union box; augmentation then jitters a crop around it.
     """
 
-    def __init__(self, sources: list[tuple[float, Source]], batch: int, steps: int, seed: int, augment: bool = True):
+    def __init__(self, sources: list[tuple[float, Source]], batch: int, steps: int, seed: int, augment: bool = True,
+                 low_res: float = 0.0):
         super().__init__(batch, steps, seed)
         shares = np.array([share for share, _ in sources], dtype=np.float64)
         self.shares, self.sources = shares / shares.sum(), [source for _, source in sources]
-        self.augment = augment
+        self.augment, self.low_res = augment, low_res
 
     def __getitem__(self, index: int):
         rng = self.rng(index)
@@ -69,7 +70,7 @@ class Batches(SeededBatches):
         digits = np.empty((self.batch, MAX_DIGITS), np.int32)
         for i in range(self.batch):
             image, number, box = self.sources[rng.choice(len(self.sources), p=self.shares)](rng)
-            x[i] = augmented_input(image, box, rng) if self.augment else to_input(protocol_crop(image, [box]))
+            x[i] = augmented_input(image, box, rng, self.low_res) if self.augment else to_input(protocol_crop(image, [box]))
             length[i], digits[i] = labels_of(number)
         return x, {"length": length, "digits": digits}
 
@@ -187,6 +188,9 @@ class Config:
     init: str | None = None  # a .keras checkpoint of an earlier run to start from (same widths and dense)
     average_from: int = 0  # keep the mean weights of this epoch to the last (the rate held after warm-up); 0: the best epoch
     augment: bool = True  # false: every example is the crop protocol's cut, undamaged (to measure what augmenting adds)
+    # Share of augmented examples seen at a low resolution (model/augment.py: lower_resolution):
+    # numbers a few pixels tall are the ones the reader misses most on validation.
+    low_res: float = 0.0
     # The epoch kept: best on val_number_acc (photos), val_handwriting_acc (drawings: the canvas
     # reader) or val_score (their mean); auto is val_score with --mnist, else val_number_acc.
     monitor: str = "auto"
@@ -229,7 +233,7 @@ def train(config: Config, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(config.seed)
     folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.val_seed)
     mix, counts = sources_for(config, train_samples, images)
-    batches = Batches(mix, config.batch, config.steps, config.seed, config.augment)
+    batches = Batches(mix, config.batch, config.steps, config.seed, config.augment, config.low_res)
     check = None
     if val_samples:
         check = NumberAccuracy(crop_inputs(val_samples, images), [s.number for s in val_samples],

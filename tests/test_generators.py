@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model.augment import lower_resolution
 from model.data import load_samples
 from model.handwriting import Handwriting, load_mnist, read_idx
 from model.preprocess import protocol_crop, to_input
@@ -85,6 +86,22 @@ def test_without_augmentation_an_example_is_the_protocol_crop(photos):
         assert any(np.array_equal(example, p) for p in plain) and 1 <= length <= 5
     augmented, _ = Batches([(1.0, real_photos(samples, images))], 8, 1, seed=5)[0]
     assert not any(np.array_equal(augmented[0], p) for p in plain)
+
+
+def test_low_resolution_loses_fine_detail_and_keeps_the_size():
+    stripes = Image.fromarray(np.tile(np.repeat(np.array([0, 255], np.uint8), 2), (64, 16)))  # 2-pixel bars
+    lowered = lower_resolution(stripes, np.random.default_rng(0))
+    detail = lambda image: np.abs(np.diff(np.asarray(image, np.float32), axis=1)).mean()  # noqa: E731
+    assert lowered.size == stripes.size and detail(lowered) < detail(stripes) / 2
+
+
+def test_low_res_examples_change_only_when_asked_for(photos):
+    samples, images = photos
+    make = lambda **low_res: Batches([(1.0, real_photos(samples, images))], 16, 1, seed=6, **low_res)[0]  # noqa: E731
+    (plain, labels), (unasked, _), (lowered, lowered_labels) = make(), make(low_res=0.0), make(low_res=1.0)
+    assert np.array_equal(plain, unasked)  # runs without the option keep their batches
+    # The first example is drawn from the same photo and jitter, then seen at a lower resolution.
+    assert np.array_equal(labels["digits"][0], lowered_labels["digits"][0]) and not np.array_equal(plain[0], lowered[0])
 
 
 def test_pseudo_labelled_photos(tmp_path):
