@@ -73,7 +73,7 @@ def predict():
         found=answer.found,
         number=answer.number,
         confidence=round(best.reading.confidence, 4) if answer.found else 0.0,
-        confident=answer.found and best.reading.confident,
+        confident=answer.confident,
         box=box(best.box) if answer.found else None,
         digit_boxes=[box(b) for b in best.digit_boxes] if answer.found and best.digit_boxes else None,
         candidates=[{"number": c.reading.number, "confidence": round(c.reading.confidence, 4),

@@ -179,7 +179,9 @@ def main() -> None:
         Path(args.report).write_text(json.dumps({
             "model": pipeline.reader.name, "locator": pipeline.locator.name, "drawing_model": pipeline.drawings.name,
             "data": args.data or f"validation of {args.val_of}",
-            "confidence_threshold": pipeline.reader.threshold, "found_threshold": pipeline.locator.threshold,
+            # "confident" in the API: the pipeline's threshold (model.calibrate), not the reader's own
+            "confidence_threshold": pipeline.confident_threshold, "reader_confidence_threshold": pipeline.reader.threshold,
+            "found_threshold": pipeline.locator.threshold,
             **results}, indent=1))
 
 

@@ -44,6 +44,7 @@ class Answer:
     best: Candidate | None  # the chosen candidate, even when not found (its reading explains why)
     candidates: list[Candidate]  # every region read, best first
     model_ms: float  # the networks' time, all candidates
+    confident: bool = False  # found, with a confidence at which such answers were 98% right on validation
 
     @property
     def number(self) -> str:
@@ -103,6 +104,14 @@ class Pipeline:
         self.locator = Locator(locator_path)
         self.drawings = Reader(drawing_path)
         self.name = f"{self.locator.name}+{self.reader.name}"
+        # An answer is called confident at the confidence above which the pipeline's own answers on
+        # validation photos were 98% right (model.calibrate): a box a little off or a number small
+        # in a scene makes a reading less sure to be right than the same confidence on a clean
+        # crop, where the reader's own threshold was set (it still decides the second margin).
+        # A threshold calibrated with another reader says nothing of this one's answers.
+        card = self.locator.card
+        calibrated = card.get("confident_threshold") and card.get("confident_threshold_reader") == self.reader.name
+        self.confident_threshold = float(card["confident_threshold"]) if calibrated else self.reader.threshold
 
     def read(self, image: Image.Image) -> Answer:
         boxes, model_ms = self.locator.find(image, limit=CANDIDATES)
@@ -121,7 +130,7 @@ class Pipeline:
         candidates = ranked(candidates, self.locator.threshold)
         best = candidates[0] if candidates else None
         found = best is not None and best.score >= self.locator.threshold and best.reading.number != ""
-        return Answer(found, best, candidates, model_ms)
+        return Answer(found, best, candidates, model_ms, found and best.reading.confidence >= self.confident_threshold)
 
     def read_drawing(self, image: Image.Image) -> Answer:
         """A drawing (strokes on a plain sheet, as the page's pad sends) -> the number drawn.
@@ -147,7 +156,8 @@ class Pipeline:
         whole = candidates[0].reading
         candidates.sort(key=lambda c: (len(c.reading.number) == len(whole.number), c.reading.confidence), reverse=True)
         best = candidates[0]
-        return Answer(best.reading.number != "", best, candidates, sum(c.reading.model_ms for c in candidates))
+        found = best.reading.number != ""
+        return Answer(found, best, candidates, sum(c.reading.model_ms for c in candidates), found and best.reading.confident)
 
     def read_box(self, image: Image.Image, box: Box) -> Reading:
         """The more confident of the readings with the usual and a tighter margin: a box a little

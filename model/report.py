@@ -279,8 +279,9 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
     threshold = report.get("confidence_threshold")
     if threshold is not None:
         lines += ["", "## Confidence", "",
-                  f"`confident` is `confidence >= {threshold:.3f}`, the threshold at which validation numbers are read "
-                  "98% right. On test 1-500:", ""]
+                  f"`confident` is `confidence >= {threshold:.3f}`, the threshold at which the pipeline's answers "
+                  "on the validation photos (crop, whole and scene together) are 98% right (`model.calibrate`). "
+                  "On test 1-500:", ""]
         for protocol in (p for p in ("crop", "whole", "scene") if p in report):
             cov, acc = coverage_at(report[protocol]["readings"], threshold)
             lines.append(f"* {protocol}: confident on {cov:.1%} of the images, {acc:.1%} of those right; "

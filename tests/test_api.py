@@ -25,7 +25,7 @@ def test_multipart_upload(client, app, test_samples):
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) >= {"found", "number", "confidence", "confident", "box", "candidates", "probabilities", "model_ms", "model"}
-    assert body["confident"] == (body["found"] and body["confidence"] >= app.extensions["pipeline"].reader.threshold)
+    assert body["confident"] == (body["found"] and body["confidence"] >= app.extensions["pipeline"].confident_threshold)
     assert 0 <= body["confidence"] <= 1 and body["model_ms"] > 0
     assert len(body["probabilities"]["length"]) == 6 and len(body["probabilities"]["digits"]) == 5
     assert all(len(p) == 11 for p in body["probabilities"]["digits"])

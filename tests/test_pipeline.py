@@ -1,4 +1,7 @@
-"""The pipeline's ranking of candidates and its calls to the networks, without the networks."""
+"""The pipeline's ranking of candidates and its calls to the networks, mostly without the networks."""
+import json
+import shutil
+
 from PIL import Image
 
 from model.pipeline import MARGINS, Candidate, Pipeline, extends, ranked
@@ -55,6 +58,7 @@ class FakeLocator:
 def fake_pipeline(reader, locator) -> Pipeline:
     pipeline = Pipeline.__new__(Pipeline)  # the networks' files are not needed to test the control flow
     pipeline.reader, pipeline.locator = reader, locator
+    pipeline.confident_threshold = 0.8  # the pipeline's own, above the reader's 0.6
     return pipeline
 
 
@@ -78,3 +82,24 @@ def test_a_closer_look_that_finds_nothing_is_not_repeated():
     assert pipeline.reader.runs == 2 * len(MARGINS)  # no reading is confident: every margin of both boxes
     assert pipeline.locator.runs == 1 + 2  # the first look, then one closer look per box
     assert answer.found and answer.best.box == sure_box and [c.box for c in answer.candidates] == [sure_box, doubtful_box]
+
+
+def test_an_answer_is_confident_by_the_pipelines_threshold_not_the_readers():
+    sure_reader = fake_pipeline(FakeReader(0.7), FakeLocator([(0.9, (10, 10, 40, 20))])).read(Image.new("RGB", (200, 100)))
+    assert sure_reader.found and sure_reader.best.reading.confident and not sure_reader.confident
+    sure = fake_pipeline(FakeReader(0.9), FakeLocator([(0.9, (10, 10, 40, 20))])).read(Image.new("RGB", (200, 100)))
+    assert sure.confident
+    unfound = fake_pipeline(FakeReader(0.9), FakeLocator([(0.3, (10, 10, 40, 20))])).read(Image.new("RGB", (200, 100)))
+    assert not unfound.found and not unfound.confident
+
+
+def test_a_confident_threshold_calibrated_with_another_reader_is_not_used(tmp_path):
+    from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL, Reader
+
+    reader = Reader(DEFAULT_MODEL)
+    shutil.copy(DEFAULT_LOCATOR, tmp_path / "locator.tflite")
+    card = json.loads(DEFAULT_LOCATOR.with_suffix(".json").read_text())
+    for calibrated_with, expected in ((reader.name, 0.99), ("another reader", reader.threshold)):
+        (tmp_path / "locator.json").write_text(json.dumps(dict(card, confident_threshold=0.99,
+                                                               confident_threshold_reader=calibrated_with)))
+        assert Pipeline(DEFAULT_MODEL, tmp_path / "locator.tflite").confident_threshold == expected

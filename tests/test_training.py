@@ -247,6 +247,28 @@ def test_digit_free_pictures_rarely_clear_the_found_threshold():
     assert (scores >= pipeline.locator.threshold).mean() <= 4 * FALSE_ALARMS
 
 
+def test_the_confident_threshold_is_set_on_the_pipelines_found_answers(monkeypatch):
+    from model import calibrate
+    from model.pipeline import Answer, Candidate
+    from model.runtime import Reading
+
+    # Each protocol's pictures carry their answer's confidence as their grey level; those below
+    # 0.5 are read wrong, as is 0.97, which the fake pipeline does not find: it must not count.
+    levels = {"crop": [0.9, 0.8, 0.7], "whole": [0.6, 0.55, 0.4], "scene": [0.97, 0.95, 0.2]}
+    monkeypatch.setattr(calibrate, "pictures", lambda samples, protocol: [
+        ("p", Image.new("L", (8, 8), round(level * 100)).convert("RGB"), "1" if 0.5 <= level < 0.97 else "2")
+        for level in levels[protocol]])
+
+    class Found:
+        def read(self, image):
+            confidence = image.getpixel((0, 0))[0] / 100
+            reading = Reading("1", confidence, False, [], [], 0.0)
+            return Answer(confidence != 0.97, Candidate((0, 0, 8, 8), 0.9, reading), [], 0.0)
+
+    # found: 0.95 0.9 0.8 0.7 0.6 0.55 right, then 0.4 and 0.2 wrong: all right down to 0.55
+    assert calibrate.answer_threshold(Found(), []) == pytest.approx(0.55)
+
+
 def test_a_boolean_setting_is_spelt_out_on_the_command_line(monkeypatch):
     from model.cli import parse_config
 
