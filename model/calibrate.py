@@ -31,7 +31,8 @@ from model.scenes import negatives_of
 from model.train import CONFIDENT_ACCURACY
 from model.train_locator import FALSE_ALARMS
 
-ANSWER_PROTOCOLS = ("crop", "whole", "scene")  # the pictures a visitor sends: cut close, as taken, or small in a wide view
+# The pictures a visitor sends: cut close, as taken, or the number small in a wide view.
+ANSWER_PROTOCOLS = ("crop", "whole", "scene")
 
 
 def negative_scores(pipeline: Pipeline, samples: list[Sample]) -> np.ndarray:
@@ -81,8 +82,9 @@ def main() -> None:
                                       f"held-out photos of {args.val_of} (each stretch of wall once, as many textures): "
                                       f"{1 - FALSE_ALARMS:.1%} of them score below it")
     card["confident_threshold"], card["confident_threshold_reader"] = confident, pipeline.reader.name
-    card["confident_threshold_chosen"] = (f"the pipeline's answers on the held-out photos of {args.val_of} under the {', '.join(ANSWER_PROTOCOLS)} "
-                                          f"protocols: those at or above it are {CONFIDENT_ACCURACY:.0%} right")
+    card["confident_threshold_chosen"] = (f"the pipeline's answers on the held-out photos of {args.val_of} under the "
+                                          f"{', '.join(ANSWER_PROTOCOLS)} protocols: those at or above it are "
+                                          f"{CONFIDENT_ACCURACY:.0%} right")
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     print(f"found threshold {threshold:.3f} and confident threshold {confident:.3f} written to {card_path}")
 

@@ -157,7 +157,8 @@ class Pipeline:
         candidates.sort(key=lambda c: (len(c.reading.number) == len(whole.number), c.reading.confidence), reverse=True)
         best = candidates[0]
         found = best.reading.number != ""
-        return Answer(found, best, candidates, sum(c.reading.model_ms for c in candidates), found and best.reading.confident)
+        model_ms = sum(c.reading.model_ms for c in candidates)
+        return Answer(found, best, candidates, model_ms, found and best.reading.confident)
 
     def read_box(self, image: Image.Image, box: Box) -> Reading:
         """The more confident of the readings with the usual and a tighter margin: a box a little

@@ -70,7 +70,8 @@ class Batches(SeededBatches):
         digits = np.empty((self.batch, MAX_DIGITS), np.int32)
         for i in range(self.batch):
             image, number, box = self.sources[rng.choice(len(self.sources), p=self.shares)](rng)
-            x[i] = augmented_input(image, box, rng, self.low_res) if self.augment else to_input(protocol_crop(image, [box]))
+            x[i] = (augmented_input(image, box, rng, self.low_res) if self.augment
+                    else to_input(protocol_crop(image, [box])))
             length[i], digits[i] = labels_of(number)
         return x, {"length": length, "digits": digits}
 

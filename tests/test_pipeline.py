@@ -85,11 +85,14 @@ def test_a_closer_look_that_finds_nothing_is_not_repeated():
 
 
 def test_an_answer_is_confident_by_the_pipelines_threshold_not_the_readers():
-    sure_reader = fake_pipeline(FakeReader(0.7), FakeLocator([(0.9, (10, 10, 40, 20))])).read(Image.new("RGB", (200, 100)))
+    def answer(confidence: float, score: float = 0.9):
+        locator = FakeLocator([(score, (10, 10, 40, 20))])
+        return fake_pipeline(FakeReader(confidence), locator).read(Image.new("RGB", (200, 100)))
+
+    sure_reader = answer(0.7)  # the reader's 0.6 is cleared, the pipeline's 0.8 is not
     assert sure_reader.found and sure_reader.best.reading.confident and not sure_reader.confident
-    sure = fake_pipeline(FakeReader(0.9), FakeLocator([(0.9, (10, 10, 40, 20))])).read(Image.new("RGB", (200, 100)))
-    assert sure.confident
-    unfound = fake_pipeline(FakeReader(0.9), FakeLocator([(0.3, (10, 10, 40, 20))])).read(Image.new("RGB", (200, 100)))
+    assert answer(0.9).confident
+    unfound = answer(0.9, score=0.3)
     assert not unfound.found and not unfound.confident
 
 
