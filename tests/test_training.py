@@ -232,6 +232,16 @@ def test_recipe_asks_for_the_folders_its_stages_need(tmp_path):
         run_recipe(recipe, str(FIXTURES / "svhn_train"), None, None, tmp_path, tmp_path / "m.tflite")
 
 
+def test_the_localisers_defaults_are_those_the_bundled_one_was_trained_with():
+    # The README's and the Makefile's command (no settings but the folders) must train the
+    # bundled localiser again; its card records what it was trained with.
+    card = json.loads((Path(train_locator.__file__).parent / "locator.json").read_text())["training"]
+    defaults = train_locator.Config(data="")
+    for key in ("epochs", "steps", "batch", "lr", "val_fraction", "seed"):
+        assert getattr(defaults, key) == card[key], key
+    assert list(defaults.widths) == card["widths"]
+
+
 def test_digit_free_pictures_rarely_clear_the_found_threshold():
     from model.calibrate import negative_scores
     from model.data import load_samples
