@@ -1,7 +1,8 @@
 """A whole picture -> the house number in it: find candidate regions, read each, pick one.
 A drawing from the page's pad is read by its own path, read_drawing().
 
-The localiser proposes a few boxes and looks again, closer, at small ones; each box is cut out
+The localiser proposes a few boxes and looks again, closer, at small ones (and, in a big picture
+where it finds nothing at first sight, in overlapping windows of it); each box is cut out
 with margins like those the reader was trained on (around the crop protocol's 30%) and read.
 The answer is the candidate whose box score times reading confidence is highest, save that a
 reading of a whole number outranks a more confident one of its part (ranked()); it counts as
@@ -18,7 +19,7 @@ from PIL import Image
 
 from model.data import MAX_DIGITS
 from model.drawing import Sheet
-from model.heatmap import iou
+from model.heatmap import LOCATOR_SIZE, iou
 from model.preprocess import Box, grow_box, protocol_crop
 from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL, Locator, Reader, Reading
 
@@ -28,6 +29,8 @@ SAME_LOOK = 0.8  # a closer look whose box overlaps the last this much (IoU) wou
 ZOOM = 3.0  # a closer look's window, in box sizes
 LOOKS = 3  # a number in a photo within a wide scene: the scene, then the photo, then the number
 PART_INSIDE = 0.7  # a box is part of another when this share of its area lies within it
+TILES = 2  # a big picture where the first look finds nothing is searched again in TILES x TILES windows
+TILE_OVERLAP = 0.25  # of a window's side, so that a number on a seam is whole in one of them
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,10 @@ class Pipeline:
 
     def read(self, image: Image.Image) -> Answer:
         boxes, model_ms = self.locator.find(image, limit=CANDIDATES)
+        if not boxes or boxes[0][0] < self.locator.threshold:
+            tiled, ms = self.search_tiles(image)
+            model_ms += ms
+            boxes = sorted(boxes + tiled, key=lambda found: found[0], reverse=True)[:CANDIDATES]
         candidates = []
         for score, box in boxes:
             for _ in range(LOOKS - 1):
@@ -174,6 +181,26 @@ class Pipeline:
                 break
         best = max(readings, key=lambda r: r.confidence)
         return replace(best, model_ms=sum(r.model_ms for r in readings))
+
+    def search_tiles(self, image: Image.Image) -> tuple[list[tuple[float, Box]], float]:
+        """The best box of each of TILES x TILES overlapping windows of a big picture.
+
+        Letterboxed whole into the localiser's input, a number a tenth of a house front's height
+        is two or three cells of its heat map and scores too low to be found; each window is seen
+        TILES times closer. A picture under twice the input's side would only be enlarged by it.
+        -> ([(score, box in the picture's pixels)], model ms)
+        """
+        if max(image.size) < TILES * LOCATOR_SIZE:
+            return [], 0.0
+        side_w, side_h = (int(n / (TILES - (TILES - 1) * TILE_OVERLAP)) for n in image.size)
+        found, model_ms = [], 0.0
+        for row in range(TILES):
+            for column in range(TILES):
+                x0, y0 = round(column * (image.width - side_w) / (TILES - 1)), round(row * (image.height - side_h) / (TILES - 1))
+                boxes, ms = self.locator.find(image.crop((x0, y0, x0 + side_w, y0 + side_h)), limit=1)
+                model_ms += ms
+                found += [(score, (left + x0, top + y0, width, height)) for score, (left, top, width, height) in boxes]
+        return found, model_ms
 
     def refine(self, image: Image.Image, box: Box, score: float) -> tuple[Box, float, float]:
         """Look again, closer: a number small in a big picture is only a few cells of the heat map.

@@ -4,7 +4,7 @@ import shutil
 
 from PIL import Image
 
-from model.pipeline import MARGINS, Candidate, Pipeline, extends, ranked
+from model.pipeline import MARGINS, TILES, Candidate, Pipeline, extends, ranked
 from model.runtime import Reading
 
 
@@ -106,3 +106,51 @@ def test_a_confident_threshold_calibrated_with_another_reader_is_not_used(tmp_pa
         (tmp_path / "locator.json").write_text(json.dumps(dict(card, confident_threshold=0.99,
                                                                confident_threshold_reader=calibrated_with)))
         assert Pipeline(DEFAULT_MODEL, tmp_path / "locator.tflite").confident_threshold == expected
+
+
+class WindowLocator(FakeLocator):
+    """Finds nothing in the whole picture; in a window, a box only where the window holds `spot`."""
+
+    def __init__(self, spot):
+        super().__init__([])
+        self.spot, self.windows = spot, []
+
+    def find(self, image, limit=3):
+        self.runs += 1
+        self.windows.append(image.size)
+        x, y = self.spot
+        left, top = getattr(image, "window", (0, 0))
+        if self.runs > 1 and left <= x < left + image.width and top <= y < top + image.height:
+            return [(0.8, (x - left - 10, y - top - 5, 20, 10))], 1.0
+        return [], 1.0
+
+
+def windows_of(picture):
+    """picture.crop() that remembers where each window was cut, as the fake locator needs."""
+    crop = picture.crop
+
+    def remembering(box):
+        window = crop(box)
+        window.window = box[:2]
+        return window
+    picture.crop = remembering
+    return picture
+
+
+def test_a_big_picture_where_nothing_is_found_is_searched_again_in_overlapping_windows():
+    picture = windows_of(Image.new("RGB", (1000, 600), "white"))
+    locator = WindowLocator(spot=(900, 550))  # a small number near the bottom right corner
+    answer = fake_pipeline(FakeReader(0.9), locator).read(picture)
+    windows = locator.windows[1:1 + TILES * TILES]
+    assert len(set(windows)) == 1 and len(windows) == TILES * TILES
+    width, height = windows[0]
+    assert TILES * width > picture.width and TILES * height > picture.height  # they overlap, and cover it
+    assert answer.found and answer.best.box == (890, 545, 20, 10)  # back in the picture's pixels
+
+
+def test_a_small_picture_or_a_number_found_at_first_sight_is_not_searched_again():
+    small = fake_pipeline(FakeReader(0.9), WindowLocator(spot=(100, 100)))
+    assert not small.read(windows_of(Image.new("RGB", (300, 200), "white"))).found and small.locator.runs == 1
+    found = fake_pipeline(FakeReader(0.9), FakeLocator([(0.9, (100, 100, 40, 30))]))
+    assert found.read(Image.new("RGB", (1000, 600), "white")).found
+    assert found.locator.runs == 1 + 1  # the first look and one closer look, no windows
