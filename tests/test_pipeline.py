@@ -6,6 +6,7 @@ from PIL import Image
 
 from model.pipeline import MARGINS, TILES, Candidate, Pipeline, extends, ranked
 from model.runtime import Reading
+from tests.conftest import FIXTURES
 
 
 def candidate(number: str, confidence: float, box, score: float = 0.8) -> Candidate:
@@ -154,3 +155,15 @@ def test_a_small_picture_or_a_number_found_at_first_sight_is_not_searched_again(
     found = fake_pipeline(FakeReader(0.9), FakeLocator([(0.9, (100, 100, 40, 30))]))
     assert found.read(Image.new("RGB", (1000, 600), "white")).found
     assert found.locator.runs == 1 + 1  # the first look and one closer look, no windows
+
+
+def test_the_bundled_models_find_a_small_number_on_a_big_wall_through_the_windows():
+    # SVHN test photo 48 ("46", 126x40) on a plain wall 20 times its size: a few pixels of the
+    # localiser's first look, which finds nothing there; one window sees it twice as close.
+    photo = Image.open(FIXTURES / "svhn_test" / "48.png").convert("RGB")
+    wall = Image.new("RGB", (photo.width * 20, photo.height * 20), (150, 140, 130))
+    wall.paste(photo, (wall.width // 3, wall.height // 2))
+    pipeline = Pipeline()
+    assert pipeline.read(wall).number == "46"
+    pipeline.search_tiles = lambda image: ([], 0.0)
+    assert not pipeline.read(wall).found
