@@ -6,7 +6,8 @@ Measures, in one fresh process: resident memory after importing the app and load
 the model time per image (LiteRT invokes of the localiser and of the reader on each candidate), and the end-to-end /predict time through Flask's
 test client (decode + preprocess + model + JSON), as p50/p95 over every image x repeat; the
 same for pen drawings sent as the page's pad sends them (?kind=drawing), and for a
-12-megapixel phone JPEG.
+12-megapixel phone JPEG with a number and one of a bare wall (where the localiser, finding nothing
+at first sight, searches the picture again in windows).
 """
 from __future__ import annotations
 
@@ -33,18 +34,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def phone_photo(svhn_photo: Path) -> bytes:
-    """A 12-megapixel phone photo: a house front with an SVHN test photo on it, as a camera JPEG.
+def phone_photo(svhn_photo: Path | None) -> bytes:
+    """A 12-megapixel phone photo: a house front with an SVHN test photo on it (or a bare one), as a camera JPEG.
 
     Made in a child process, so that its 36 MB canvas does not count in this process's memory.
     """
-    script = (
-        "import io, sys; from PIL import Image\n"
-        "scene = Image.new('RGB', (4000, 3000), (128, 120, 110))\n"
-        f"photo = Image.open({str(svhn_photo)!r}).convert('RGB')\n"
-        "scene.paste(photo.resize((photo.width * 4, photo.height * 4)), (2300, 1400))\n"
-        "out = io.BytesIO(); scene.save(out, 'JPEG', quality=92); sys.stdout.buffer.write(out.getvalue())\n"
-    )
+    lines = ["import io, sys; from PIL import Image", "scene = Image.new('RGB', (4000, 3000), (128, 120, 110))"]
+    if svhn_photo:
+        lines += [f"photo = Image.open({str(svhn_photo)!r}).convert('RGB')",
+                  "scene.paste(photo.resize((photo.width * 4, photo.height * 4)), (2300, 1400))"]
+    else:  # a camera's grain on the bare wall, so that it is not one flat colour
+        lines += ["import numpy as np; grain = np.random.default_rng(0).normal(0, 6, (3000, 4000, 3))",
+                  "scene = Image.fromarray((np.asarray(scene, np.float32) + grain).clip(0, 255).astype('uint8'))"]
+    lines.append("out = io.BytesIO(); scene.save(out, 'JPEG', quality=92); sys.stdout.buffer.write(out.getvalue())")
+    script = "\n".join(lines)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, check=True).stdout
 
 
@@ -90,6 +93,13 @@ def main() -> None:
         started = time.perf_counter()
         body = client.post("/predict", data=photo, content_type="image/jpeg").get_json()
         phone_ms.append((time.perf_counter() - started) * 1000)
+    bare = phone_photo(None)
+    bare_ms, bare_model_ms = [], []
+    for _ in range(args.repeat * 4):
+        started = time.perf_counter()
+        bare_body = client.post("/predict", data=bare, content_type="image/jpeg").get_json()
+        bare_ms.append((time.perf_counter() - started) * 1000)
+        bare_model_ms.append(bare_body["model_ms"])
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     sizes = " + ".join(f"{Path(app.config[key]).stat().st_size / 1e6:.1f} MB"
@@ -97,7 +107,7 @@ def main() -> None:
     print(f"models: {app.extensions['pipeline'].name} and {app.extensions['pipeline'].drawings.name} ({sizes})")
     print(f"tensorflow imported: {'tensorflow' in sys.modules}")
     print(f"memory: {base:.0f} MB interpreter, {loaded:.0f} MB with app and model, {after_pngs:.0f} MB after {len(total_ms)} "
-          f"photos, {rss_mb():.0f} MB after {len(drawing_ms)} drawings and {len(phone_ms)} 12-megapixel JPEGs more")
+          f"photos, {rss_mb():.0f} MB after {len(drawing_ms)} drawings and {len(phone_ms) + len(bare_ms)} 12-megapixel JPEGs more")
     print(f"model time:      p50 {percentile(model_ms, 50):.2f} ms  p95 {percentile(model_ms, 95):.2f} ms")
     print(f"/predict (in-process, PNG of {len(files)} SVHN test photos x {args.repeat}): "
           f"p50 {percentile(total_ms, 50):.2f} ms  p95 {percentile(total_ms, 95):.2f} ms")
@@ -106,6 +116,9 @@ def main() -> None:
           f"p50 {percentile(drawing_ms, 50):.2f} ms  p95 {percentile(drawing_ms, 95):.2f} ms")
     print(f"/predict (in-process, 12-megapixel JPEG of {len(photo) / 1e6:.1f} MB, read \"{body['number']}\" x {len(phone_ms)}): "
           f"p50 {percentile(phone_ms, 50):.1f} ms  p95 {percentile(phone_ms, 95):.1f} ms")
+    print(f"/predict (in-process, 12-megapixel JPEG of a bare wall, {len(bare) / 1e6:.1f} MB, "
+          f"found {bare_body['found']} x {len(bare_ms)}): p50 {percentile(bare_ms, 50):.1f} ms  p95 {percentile(bare_ms, 95):.1f} ms, "
+          f"model time p50 {percentile(bare_model_ms, 50):.2f} ms")
 
 
 if __name__ == "__main__":
