@@ -187,7 +187,7 @@ class Pipeline:
 
         Letterboxed whole into the localiser's input, a number a tenth of a house front's height
         is two or three cells of its heat map and scores too low to be found; each window is seen
-        TILES times closer. A picture under twice the input's side would only be enlarged by it.
+        1.75 times closer (windows 4/7 of the picture). A picture under twice the input's side would only be enlarged by it.
         -> ([(score, box in the picture's pixels)], model ms)
         """
         if max(image.size) < TILES * LOCATOR_SIZE:

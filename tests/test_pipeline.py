@@ -159,7 +159,7 @@ def test_a_small_picture_or_a_number_found_at_first_sight_is_not_searched_again(
 
 def test_the_bundled_models_find_a_small_number_on_a_big_wall_through_the_windows():
     # SVHN test photo 48 ("46", 126x40) on a plain wall 20 times its size: a few pixels of the
-    # localiser's first look, which finds nothing there; one window sees it twice as close.
+    # localiser's first look, which finds nothing there; one window sees it 1.75 times as close.
     photo = Image.open(FIXTURES / "svhn_test" / "48.png").convert("RGB")
     wall = Image.new("RGB", (photo.width * 20, photo.height * 20), (150, 140, 130))
     wall.paste(photo, (wall.width // 3, wall.height // 2))
