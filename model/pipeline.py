@@ -186,8 +186,9 @@ class Pipeline:
         """The best box of each of TILES x TILES overlapping windows of a big picture.
 
         Letterboxed whole into the localiser's input, a number a tenth of a house front's height
-        is two or three cells of its heat map and scores too low to be found; each window is seen
-        1.75 times closer (windows 4/7 of the picture). A picture under twice the input's side would only be enlarged by it.
+        is two or three cells of its heat map and scores too low to be found; each window (4/7 of
+        the picture's width and height) is seen 1.75 times closer. A picture under twice the
+        input's side would only be enlarged by it.
         -> ([(score, box in the picture's pixels)], model ms)
         """
         if max(image.size) < TILES * LOCATOR_SIZE:
