@@ -1,0 +1,112 @@
+"""Read a bundled reader's weights back out of its .tflite into a Keras run folder.
+
+    python -m model.recover --tflite model/svhn.tflite --out runs/recovered
+
+A run's Keras checkpoint lives under runs/, outside git; the bundled file is what survives.
+The converter folded each batch norm into the layer before it and stored the weights as int8
+with a scale per output channel, so this builds the same network (model/net.py, one member or
+several averaged as model/ensemble.py does), gives each conv or dense layer the dequantised
+weights, and sets each batch norm to pass its input through plus the folded bias. The result
+computes what the .tflite computes, and model.export can freeze it again another way (float32,
+or int8 activations as well as weights).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+MEMBER = re.compile(r"member_(\d+)")
+
+
+def layer_weights(tflite: Path) -> dict[int, list[tuple[str, np.ndarray, np.ndarray]]]:
+    """-> per member, in the order the network runs them: (op, kernel, bias) of each conv and dense op.
+
+    Kernels come back float and in Keras's layout: (h, w, in, out) for a conv, (in, out) for a dense.
+    """
+    interpreter = Interpreter(model_path=str(tflite))
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+
+    def value(index: int) -> np.ndarray:
+        tensor = interpreter.get_tensor(index)
+        q = details[index]["quantization_parameters"]
+        if tensor.dtype == np.float32:
+            return tensor
+        # Symmetric per-channel int8 (zero point 0) along the quantised dimension, the output channel.
+        shape = [1] * tensor.ndim
+        shape[q["quantized_dimension"]] = -1
+        return tensor.astype(np.float32) * q["scales"].reshape(shape)
+
+    members: dict[int, list] = {}
+    for op in interpreter._get_ops_details():
+        if op["op_name"] not in ("CONV_2D", "FULLY_CONNECTED"):
+            continue
+        _, kernel, bias = op["inputs"]
+        found = MEMBER.search(details[kernel]["name"])
+        w = value(kernel)
+        w = w.transpose(1, 2, 3, 0) if op["op_name"] == "CONV_2D" else w.T
+        # A bias of zeros (as a head's starts) is left out of the file: index -1.
+        b = value(bias) if bias >= 0 else np.zeros(w.shape[-1], np.float32)
+        members.setdefault(int(found.group(1)) if found else 0, []).append((op["op_name"], w, b))
+    return members
+
+
+def load_member(model, weights: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """Give model/net.py's network the folded weights: conv/dense kernels, and batch norms that add the bias."""
+    import keras
+
+    convs = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    # The heads (length, digits) come last in both orders, but the converter may run them either way round.
+    by_width = {w.shape[-1]: (w, b) for op, w, b in weights[len(norms):]}
+    if len(weights) != len(convs) or len(by_width) != len(convs) - len(norms):
+        raise ValueError(f"{len(weights)} weighted ops in the file, {len(convs)} layers in the network")
+    for layer, norm, (_, w, b) in zip(convs, norms, weights):
+        layer.set_weights([w])
+        # gamma 1, beta the folded bias, mean 0, variance 1 - epsilon: x -> x + bias.
+        norm.set_weights([np.ones_like(b), b, np.zeros_like(b), np.full_like(b, 1 - norm.epsilon)])
+    for layer in convs[len(norms):]:
+        layer.set_weights(list(by_width[layer.units]))
+
+
+def recover(tflite: Path, out: Path) -> None:
+    from model.ensemble import average
+    from model.net import build_model
+
+    card = json.loads(tflite.with_suffix(".json").read_text())
+    training = card["training"]
+    records = training.get("members", [training])
+    members = layer_weights(tflite)
+    if len(members) != len(records):
+        raise ValueError(f"{len(members)} networks in {tflite}, {len(records)} in its card")
+    models = []
+    for i, record in enumerate(records):
+        model = build_model(tuple(record["widths"]), record["dense"])
+        load_member(model, members[i])
+        models.append(model)
+    model = average(models) if len(models) > 1 else models[0]
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "best.keras")
+    # The run's record as model.export wants it: the card keeps the training record less its results.
+    record = dict(training, recovered_from=str(tflite), recovered_quantization=card["quantization"],
+                  best_val_number_acc=card["validation"]["number_accuracy"],
+                  best_epoch=card["validation"]["best_epoch"], confidence_threshold=card["confidence_threshold"])
+    (out / "train.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tflite", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    recover(args.tflite, args.out)
+    print(f"wrote {args.out / 'best.keras'}")
+
+
+if __name__ == "__main__":
+    main()
