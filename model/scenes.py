@@ -86,8 +86,10 @@ class Pictures:
     """Draws training pictures for the localiser: (grey image, number boxes), no box for a negative."""
 
     def __init__(self, samples: list[Sample], images: dict, handwriting=None, shares=SHARES,
-                 lettering: Lettering | None = None, small_scenes: float = 0.0):
+                 lettering: Lettering | None = None, small_scenes: float = 0.0, unlabelled=None, unlabelled_share: float = 0.0):
         self.samples, self.images, self.lettering, self.small_scenes = samples, images, lettering, small_scenes
+        # model/pseudo.py's draw of an unlabelled photo: (grey image, digits, the number's box in it).
+        self.unlabelled, self.unlabelled_share = unlabelled, unlabelled_share if unlabelled else 0.0
         self.bank = DigitBank(samples, images)
         self.walls = [wall for wall in self.bank.backgrounds if min(wall.size) >= 12]
         self.handwriting = handwriting
@@ -133,7 +135,11 @@ class Pictures:
         return big, [(left + x, top + y, width, height)]
 
     def scene(self, rng):
-        content, boxes = self.photo(rng) if rng.random() < 0.75 else self.synthetic(rng)
+        if rng.random() < self.unlabelled_share:  # the looks of many more real numbers than the labelled photos have
+            content, _, box = self.unlabelled(rng)
+            boxes = [box]
+        else:
+            content, boxes = self.photo(rng) if rng.random() < 0.75 else self.synthetic(rng)
         if self.small_scenes and rng.random() < self.small_scenes:  # a number far off, as across a street
             factor = float(np.exp(rng.uniform(np.log(4.0), np.log(12.0))))
         else:

@@ -26,6 +26,7 @@ from model.handwriting import Handwriting, load_mnist
 from model.heatmap import CHANNELS, GRID, LOCATOR_SIZE, decode, encode, iou, letterbox, locator_input
 from model.locator_net import HEAD, WIDTHS, build_locator, locator_loss
 from model.preprocess import normalise, union_box
+from model.pseudo import load_pseudo_labels, pseudo_photos
 from model.render import FONT_DIRS, FontNumbers, font_files, usable_fonts
 from model.scenes import Lettering, Pictures, negatives_of, scene_of
 from model.synth import walls_of
@@ -100,6 +101,8 @@ class Config:
     letters: float = 0.0  # share of the negatives, and of the patches laid into scenes, that are signs of letters
     fonts: str = ",".join(FONT_DIRS)  # comma-separated folders searched for font files (with --letters)
     small_scenes: float = 0.0  # share of scenes 4-12 times their content's size (the rest 1.3-4 times)
+    pseudo: str | None = None  # model.pseudo's file: unlabelled photos a reader reads confidently, the number filling each
+    pseudo_fraction: float = 0.0  # share of the scenes whose content is one of those photos
     seed: int = 1234  # initialisation and batches
     val_seed: int = 1234  # which photos are held out (and the scenes built around them)
 
@@ -119,7 +122,9 @@ def train(config: Config, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(config.seed)
     folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.val_seed)
     writer = Handwriting(*load_mnist(config.mnist, "train")) if config.mnist else None
-    pictures = Pictures(train_samples, images, writer, small_scenes=config.small_scenes)
+    unlabelled = pseudo_photos(load_pseudo_labels(config.pseudo)) if config.pseudo else None
+    pictures = Pictures(train_samples, images, writer, small_scenes=config.small_scenes,
+                        unlabelled=unlabelled, unlabelled_share=config.pseudo_fraction)
     if config.letters:  # signs on the same real walls as the numbers
         signs = FontNumbers(usable_fonts(font_files(config.fonts.split(","))), pictures.bank.backgrounds)
         pictures.lettering = Lettering(signs.lettering, config.letters)

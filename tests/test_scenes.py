@@ -63,6 +63,23 @@ def test_small_scenes_put_the_number_far_off():
     assert min(spans[1.0]) >= 3.9 and min(spans[0.0]) < 3.9  # 4-12x the content, against 1.3-4x
 
 
+def test_unlabelled_photos_take_their_share_of_scenes_with_their_numbers_box():
+    samples = load_samples(FIXTURES / "svhn_train")
+    images = {s.path: Image.open(s.path).convert("L") for s in samples}
+    photo = Image.new("L", (40, 24), 3)  # as model/pseudo.py draws one: the number's box inside the photo
+    draws = []
+    unlabelled = lambda rng: draws.append(1) or (photo, (4, 2), (6.0, 4.0, 28.0, 16.0))  # noqa: E731
+    for share, expected in ((1.0, 20), (0.0, 0)):
+        draws.clear()
+        pictures, rng = Pictures(samples, images, unlabelled=unlabelled, unlabelled_share=share), np.random.default_rng(2)
+        for image, (box,) in (pictures.scene(rng) for _ in range(20)):
+            if share:
+                left, top, width, height = map(round, box)
+                # The box's centre is the photo's (a feathered paste blends only its rim).
+                assert (width, height) == (28, 16) and np.asarray(image)[top + height // 2, left + width // 2] == 3
+        assert len(draws) == expected
+
+
 def test_a_scene_box_lands_on_the_pasted_number():
     content = Image.new("L", (30, 20), 255)
     content.paste(0, (5, 4, 25, 16))  # a black "number" at (5, 4, 20, 12)
