@@ -37,6 +37,7 @@ from model.net import WIDTHS, build_model
 from model.preprocess import INPUT_SIZE, protocol_crop, to_input, union_box
 from model.pseudo import load_pseudo_labels, pseudo_photos
 from model.render import FONT_DIRS, FontNumbers, font_files, usable_fonts
+from model.runtime import Reader
 from model.surfaces import background
 from model.synth import DigitBank
 
@@ -57,11 +58,12 @@ class Batches(SeededBatches):
     """
 
     def __init__(self, sources: list[tuple[float, Source]], batch: int, steps: int, seed: int, augment: bool = True,
-                 low_res: float = 0.0):
+                 low_res: float = 0.0, teacher=None, teacher_weight: float = 0.5):
         super().__init__(batch, steps, seed)
         shares = np.array([share for share, _ in sources], dtype=np.float64)
         self.shares, self.sources = shares / shares.sum(), [source for _, source in sources]
         self.augment, self.low_res = augment, low_res
+        self.teacher, self.teacher_weight = teacher, teacher_weight
 
     def __getitem__(self, index: int):
         rng = self.rng(index)
@@ -73,7 +75,19 @@ class Batches(SeededBatches):
             x[i] = (augmented_input(image, box, rng, self.low_res) if self.augment
                     else to_input(protocol_crop(image, [box])))
             length[i], digits[i] = labels_of(number)
-        return x, {"length": length, "digits": digits}
+        if self.teacher is None:
+            return x, {"length": length, "digits": digits}
+        return x, self.taught(x, length, digits)
+
+    def taught(self, x: np.ndarray, length: np.ndarray, digits: np.ndarray) -> dict[str, np.ndarray]:
+        """Distillation (Hinton et al. 2015): targets part label, part a trained reader's probabilities,
+        which say how alike a 1 and a 7 look where a label only says which one it is."""
+        outputs = [self.teacher.run(x[i:i + 1])[0] for i in range(len(x))]
+        w = self.teacher_weight
+        return {"length": (1 - w) * np.eye(MAX_DIGITS + 1, dtype=np.float32)[length]
+                + w * np.concatenate([out["length"] for out in outputs]),
+                "digits": (1 - w) * np.eye(BLANK + 1, dtype=np.float32)[digits]
+                + w * np.concatenate([out["digits"] for out in outputs])}
 
 
 def real_photos(samples: list[Sample], images: dict) -> Source:
@@ -192,6 +206,10 @@ class Config:
     # Share of augmented examples seen at a low resolution (model/augment.py: lower_resolution):
     # numbers a few pixels tall are the ones the reader misses most on validation.
     low_res: float = 0.0
+    # A reader (.tflite) to learn from as well as from the labels (distillation): each target is
+    # teacher_weight its probabilities and the rest the label, e.g. one network taught by two averaged.
+    teacher: str | None = None
+    teacher_weight: float = 0.5
     # The epoch kept: best on val_number_acc (photos), val_handwriting_acc (drawings: the canvas
     # reader) or val_score (their mean); auto is val_score with --mnist, else val_number_acc.
     monitor: str = "auto"
@@ -234,7 +252,8 @@ def train(config: Config, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(config.seed)
     folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.val_seed)
     mix, counts = sources_for(config, train_samples, images)
-    batches = Batches(mix, config.batch, config.steps, config.seed, config.augment, config.low_res)
+    teacher = Reader(config.teacher) if config.teacher else None
+    batches = Batches(mix, config.batch, config.steps, config.seed, config.augment, config.low_res, teacher, config.teacher_weight)
     check = None
     if val_samples:
         check = NumberAccuracy(crop_inputs(val_samples, images), [s.number for s in val_samples],
@@ -243,7 +262,8 @@ def train(config: Config, verbose: int = 1) -> dict:
     model = build_model(tuple(config.widths), config.dense, config.dropout)
     if config.init:
         model.load_weights(config.init)
-    compile_model(model, config, {"length": "sparse_categorical_crossentropy", "digits": "sparse_categorical_crossentropy"})
+    loss = "categorical_crossentropy" if teacher else "sparse_categorical_crossentropy"  # a teacher's targets are distributions
+    compile_model(model, config, {"length": loss, "digits": loss})
     record = fit(model, batches, config, dict(data=str(folder), train_images=len(train_samples),
                                               val_images=len(val_samples), params=model.count_params(), **counts), check,
                  check.monitor if check else "val_number_acc", verbose)

@@ -83,6 +83,36 @@ def test_a_drawing_reader_is_kept_on_drawings_and_learns_font_digits_too(tmp_pat
         train(Config(data=str(FIXTURES / "svhn_train"), out=str(tmp_path / "no"), monitor="val_handwriting_acc"), verbose=0)
 
 
+def test_a_teacher_makes_its_share_of_each_target():
+    from model.train import Batches
+
+    class Teacher:  # a reader that finds every length and every digit equally likely
+        def run(self, batch):
+            return {"length": np.full((len(batch), 6), 1 / 6, np.float32),
+                    "digits": np.full((len(batch), 5, 11), 1 / 11, np.float32)}, 0.0
+
+    photo = Image.new("L", (40, 30), 128)
+    source = lambda rng: (photo, (4, 2), (5.0, 5.0, 30.0, 20.0))  # noqa: E731
+    _, hard = Batches([(1.0, source)], batch=3, steps=1, seed=0)[0]
+    _, taught = Batches([(1.0, source)], batch=3, steps=1, seed=0, teacher=Teacher(), teacher_weight=0.25)[0]
+    assert hard["length"].tolist() == [2, 2, 2]
+    assert np.allclose(taught["length"], 0.75 * np.eye(6)[[2, 2, 2]] + 0.25 / 6)
+    assert np.allclose(taught["digits"][0, 1], 0.75 * np.eye(11)[2] + 0.25 / 11)  # the second digit, a 2
+    assert np.allclose(taught["digits"][0, 4], 0.75 * np.eye(11)[10] + 0.25 / 11)  # no fifth digit
+    assert np.allclose(taught["digits"].sum(axis=-1), 1) and np.allclose(taught["length"].sum(axis=-1), 1)
+
+
+def test_a_reader_learns_from_a_teacher_file(tmp_path):
+    tiny = {"data": str(FIXTURES / "svhn_train"), "steps": 2, "batch": 8, "widths": (8, 16), "dense": 16, "seed": 7}
+    train(Config(out=str(tmp_path / "teacher"), epochs=1, **tiny), verbose=0)
+    export(tmp_path / "teacher" / "best.keras", tmp_path / "teacher.tflite")
+    result = train(Config(out=str(tmp_path / "student"), epochs=2, init=str(tmp_path / "teacher" / "best.keras"),
+                          teacher=str(tmp_path / "teacher.tflite"), **tiny), verbose=0)
+    log = list(csv.DictReader((tmp_path / "student" / "log.csv").open()))
+    assert len(log) == 2 and all(np.isfinite(float(row["loss"])) for row in log)
+    assert result["teacher"] == str(tmp_path / "teacher.tflite") and 0 <= result["best_val_number_acc"] <= 1
+
+
 def test_optional_shares_cannot_exceed_the_whole(tmp_path):
     pseudo = tmp_path / "pseudo.json"
     pseudo.write_text(json.dumps({"folder": str(FIXTURES / "svhn_test"), "labels": {"1.png": {"number": "5"}}}))
