@@ -7,15 +7,14 @@ The converter folded each batch norm into the layer before it and stored the wei
 with a scale per output channel, so this builds the same network (model/net.py, one member or
 several averaged as model/ensemble.py does), gives each conv or dense layer the dequantised
 weights, and sets each batch norm to pass its input through plus the folded bias. The result
-computes what the .tflite computes, and model.export can freeze it again another way (float32,
-or int8 activations as well as weights).
+computes what the .tflite computes: training can go on from it (`model.train --init`), and
+model.export can freeze it again (in float32, or with int8 weights as bundled).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,8 @@ from ai_edge_litert.interpreter import Interpreter
 MEMBER = re.compile(r"member_(\d+)")
 
 
-def layer_weights(tflite: Path) -> dict[int, list[tuple[str, np.ndarray, np.ndarray]]]:
-    """-> per member, in the order the network runs them: (op, kernel, bias) of each conv and dense op.
+def layer_weights(tflite: Path) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
+    """-> per member, in the order the network runs them: (kernel, bias) of each conv and dense op.
 
     Kernels come back float and in Keras's layout: (h, w, in, out) for a conv, (in, out) for a dense.
     """
@@ -43,6 +42,7 @@ def layer_weights(tflite: Path) -> dict[int, list[tuple[str, np.ndarray, np.ndar
         return tensor.astype(np.float32) * q["scales"].reshape(shape)
 
     members: dict[int, list] = {}
+    # The interpreter's list of ops is the one view of the graph that LiteRT's Python API gives.
     for op in interpreter._get_ops_details():
         if op["op_name"] not in ("CONV_2D", "FULLY_CONNECTED"):
             continue
@@ -52,21 +52,21 @@ def layer_weights(tflite: Path) -> dict[int, list[tuple[str, np.ndarray, np.ndar
         w = w.transpose(1, 2, 3, 0) if op["op_name"] == "CONV_2D" else w.T
         # A bias of zeros (as a head's starts) is left out of the file: index -1.
         b = value(bias) if bias >= 0 else np.zeros(w.shape[-1], np.float32)
-        members.setdefault(int(found.group(1)) if found else 0, []).append((op["op_name"], w, b))
+        members.setdefault(int(found.group(1)) if found else 0, []).append((w, b))
     return members
 
 
-def load_member(model, weights: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+def load_member(model, weights: list[tuple[np.ndarray, np.ndarray]]) -> None:
     """Give model/net.py's network the folded weights: conv/dense kernels, and batch norms that add the bias."""
     import keras
 
     convs = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     # The heads (length, digits) come last in both orders, but the converter may run them either way round.
-    by_width = {w.shape[-1]: (w, b) for op, w, b in weights[len(norms):]}
+    by_width = {w.shape[-1]: (w, b) for w, b in weights[len(norms):]}
     if len(weights) != len(convs) or len(by_width) != len(convs) - len(norms):
         raise ValueError(f"{len(weights)} weighted ops in the file, {len(convs)} layers in the network")
-    for layer, norm, (_, w, b) in zip(convs, norms, weights):
+    for layer, norm, (w, b) in zip(convs, norms, weights):
         layer.set_weights([w])
         # gamma 1, beta the folded bias, mean 0, variance 1 - epsilon: x -> x + bias.
         norm.set_weights([np.ones_like(b), b, np.zeros_like(b), np.full_like(b, 1 - norm.epsilon)])

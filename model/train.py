@@ -37,7 +37,6 @@ from model.net import WIDTHS, build_model
 from model.preprocess import INPUT_SIZE, protocol_crop, to_input, union_box
 from model.pseudo import load_pseudo_labels, pseudo_photos
 from model.render import FONT_DIRS, FontNumbers, font_files, usable_fonts
-from model.runtime import Reader
 from model.surfaces import background
 from model.synth import DigitBank
 
@@ -252,7 +251,11 @@ def train(config: Config, verbose: int = 1) -> dict:
     keras.utils.set_random_seed(config.seed)
     folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.val_seed)
     mix, counts = sources_for(config, train_samples, images)
-    teacher = Reader(config.teacher) if config.teacher else None
+    teacher = None
+    if config.teacher:
+        from model.runtime import Reader  # LiteRT, which a GPU machine that only trains need not have
+
+        teacher = Reader(config.teacher)
     batches = Batches(mix, config.batch, config.steps, config.seed, config.augment, config.low_res, teacher, config.teacher_weight)
     check = None
     if val_samples:
