@@ -7,8 +7,9 @@ The converter folded each batch norm into the layer before it and stored the wei
 with a scale per output channel, so this builds the same network (model/net.py, one member or
 several averaged as model/ensemble.py does), gives each conv or dense layer the dequantised
 weights, and sets each batch norm to pass its input through plus the folded bias. The result
-computes what the .tflite computes: training can go on from it (`model.train --init`), and
-model.export can freeze it again (in float32, or with int8 weights as bundled).
+computes what the .tflite computes: model.export can freeze it again (in float32, or with int8
+weights as bundled), and training can go on from it (`model.train --init`) or, for an average
+of several, from one member saved alone (`model.get_layer("member_1").save(...)`).
 """
 from __future__ import annotations
 
