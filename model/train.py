@@ -29,6 +29,7 @@ from PIL import Image
 
 from model.augment import augmented_input
 from model.cli import run
+from model.ctc import build_ctc_model, ctc_loss, load_trunk
 from model.data import MAX_DIGITS, Sample
 from model.decode import BLANK, confidence_threshold, decode_batch
 from model.fitting import SeededBatches, compile_model, crop_inputs, fit, save_record, training_photos
@@ -57,8 +58,9 @@ class Batches(SeededBatches):
     """
 
     def __init__(self, sources: list[tuple[float, Source]], batch: int, steps: int, seed: int, augment: bool = True,
-                 low_res: float = 0.0, teacher=None, teacher_weight: float = 0.5):
+                 low_res: float = 0.0, teacher=None, teacher_weight: float = 0.5, ctc: bool = False):
         super().__init__(batch, steps, seed)
+        self.ctc = ctc
         shares = np.array([share for share, _ in sources], dtype=np.float64)
         self.shares, self.sources = shares / shares.sum(), [source for _, source in sources]
         self.augment, self.low_res = augment, low_res
@@ -74,6 +76,8 @@ class Batches(SeededBatches):
             x[i] = (augmented_input(image, box, rng, self.low_res) if self.augment
                     else to_input(protocol_crop(image, [box])))
             length[i], digits[i] = labels_of(number)
+        if self.ctc:  # model/ctc.py learns from the digit string alone
+            return x, {"columns": digits}
         if self.teacher is None:
             return x, {"length": length, "digits": digits}
         return x, self.taught(x, length, digits)
@@ -212,6 +216,10 @@ class Config:
     # The epoch kept: best on val_number_acc (photos), val_handwriting_acc (drawings: the canvas
     # reader) or val_score (their mean); auto is val_score with --mnist, else val_number_acc.
     monitor: str = "auto"
+    # sequence: model/net.py (a classifier per position); ctc: model/ctc.py (one shared by all)
+    head: str = "sequence"
+    # A model/net.py reader's checkpoint whose conv layers start a ctc reader
+    init_trunk: str | None = None
 
 
 def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tuple[list, dict]:
@@ -256,17 +264,28 @@ def train(config: Config, verbose: int = 1) -> dict:
         from model.runtime import Reader  # LiteRT, which a GPU machine that only trains need not have
 
         teacher = Reader(config.teacher)
-    batches = Batches(mix, config.batch, config.steps, config.seed, config.augment, config.low_res, teacher, config.teacher_weight)
+    if config.head not in ("sequence", "ctc") or (config.head == "ctc" and teacher):
+        raise ValueError(f"--head {config.head}: sequence, or ctc without a teacher")
+    batches = Batches(mix, config.batch, config.steps, config.seed, config.augment, config.low_res, teacher,
+                      config.teacher_weight, ctc=config.head == "ctc")
     check = None
     if val_samples:
         check = NumberAccuracy(crop_inputs(val_samples, images), [s.number for s in val_samples],
                                held_out_drawings(config.mnist) if config.mnist else None, config.monitor)
 
-    model = build_model(tuple(config.widths), config.dense, config.dropout)
+    counts = dict(counts)
+    if config.head == "ctc":
+        model = build_ctc_model(tuple(config.widths), config.dense, config.dropout)
+        if config.init_trunk:
+            counts["trunk_layers_copied"] = load_trunk(model, config.init_trunk)
+        losses = {"columns": ctc_loss}
+    else:
+        model = build_model(tuple(config.widths), config.dense, config.dropout)
+        loss = "categorical_crossentropy" if teacher else "sparse_categorical_crossentropy"  # a teacher's targets are distributions
+        losses = {"length": loss, "digits": loss}
     if config.init:
         model.load_weights(config.init)
-    loss = "categorical_crossentropy" if teacher else "sparse_categorical_crossentropy"  # a teacher's targets are distributions
-    compile_model(model, config, {"length": loss, "digits": loss})
+    compile_model(model, config, losses)
     record = fit(model, batches, config, dict(data=str(folder), train_images=len(train_samples),
                                               val_images=len(val_samples), params=model.count_params(), **counts), check,
                  check.monitor if check else "val_number_acc", verbose)
