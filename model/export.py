@@ -69,7 +69,9 @@ def model_card(run: Path, out: Path, quantize: str, test: dict | None) -> dict:
     else:
         card.update(
             input={"shape": [INPUT_SIZE, INPUT_SIZE, 1], "preprocess": "model/preprocess.py:to_input (grey, per-image contrast)"},
-            outputs={"length": "P(0..5 digits)", "digits": "5 positions x P(0-9, 10 = no digit)"},
+            outputs={"length": "P(0..5 digits)", "digits": "5 positions x P(0-9, 10 = no digit)",
+                     **({"columns": "16 columns x logits of 0-9, 10 = CTC blank (model/ctc.py)"}
+                        if trained.get("sequence_head") == "ctc" else {})},
             validation={"images": trained["val_images"], "protocol": "crop",
                         "number_accuracy": trained["best_val_number_acc"], "best_epoch": trained["best_epoch"]}
             if kind == "sequence" else

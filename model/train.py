@@ -216,8 +216,8 @@ class Config:
     # The epoch kept: best on val_number_acc (photos), val_handwriting_acc (drawings: the canvas
     # reader) or val_score (their mean); auto is val_score with --mnist, else val_number_acc.
     monitor: str = "auto"
-    # sequence: model/net.py (a classifier per position); ctc: model/ctc.py (one shared by all)
-    head: str = "sequence"
+    # positions: model/net.py (a classifier per position); ctc: model/ctc.py (one shared by all)
+    sequence_head: str = "positions"
     # A model/net.py reader's checkpoint whose conv layers start a ctc reader
     init_trunk: str | None = None
 
@@ -264,17 +264,17 @@ def train(config: Config, verbose: int = 1) -> dict:
         from model.runtime import Reader  # LiteRT, which a GPU machine that only trains need not have
 
         teacher = Reader(config.teacher)
-    if config.head not in ("sequence", "ctc") or (config.head == "ctc" and teacher):
-        raise ValueError(f"--head {config.head}: sequence, or ctc without a teacher")
+    if config.sequence_head not in ("positions", "ctc") or (config.sequence_head == "ctc" and teacher):
+        raise ValueError(f"--sequence-head {config.sequence_head}: positions, or ctc without a teacher")
     batches = Batches(mix, config.batch, config.steps, config.seed, config.augment, config.low_res, teacher,
-                      config.teacher_weight, ctc=config.head == "ctc")
+                      config.teacher_weight, ctc=config.sequence_head == "ctc")
     check = None
     if val_samples:
         check = NumberAccuracy(crop_inputs(val_samples, images), [s.number for s in val_samples],
                                held_out_drawings(config.mnist) if config.mnist else None, config.monitor)
 
     counts = dict(counts)
-    if config.head == "ctc":
+    if config.sequence_head == "ctc":
         model = build_ctc_model(tuple(config.widths), config.dense, config.dropout)
         if config.init_trunk:
             counts["trunk_layers_copied"] = load_trunk(model, config.init_trunk)

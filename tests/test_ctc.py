@@ -75,11 +75,13 @@ def test_the_trunk_comes_from_a_sequence_reader(tmp_path):
 def test_train_a_column_reader_export_and_serve(tmp_path):
     run = tmp_path / "run"
     result = train(Config(data=str(FIXTURES / "svhn_train"), out=str(run), epochs=2, steps=2, batch=8,
-                          widths=(8, 16, 16), dense=16, head="ctc", seed=3), verbose=0)
+                          widths=(8, 16, 16), dense=16, sequence_head="ctc", seed=3), verbose=0)
     assert 0.0 <= result["best_val_number_acc"] <= 1.0
     out = tmp_path / "ctc.tflite"
     export(run / "best.keras", out, "dynamic")  # LiteRT's built-in ops only, or the runtime could not load it
-    out.with_suffix(".json").write_text(json.dumps(model_card(run, out, "dynamic", None)))
+    card = model_card(run, out, "dynamic", None)
+    assert card["name"].startswith("svhn-sequence-") and "columns" in card["outputs"]
+    out.with_suffix(".json").write_text(json.dumps(card))
     model = keras.models.load_model(run / "best.keras", compile=False)
     reader = Reader(out)
     with Image.open(FIXTURES / "svhn_test" / "1.png") as image:
@@ -93,6 +95,6 @@ def test_train_a_column_reader_export_and_serve(tmp_path):
 
 
 def test_an_unknown_head_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="--head"):
+    with pytest.raises(ValueError, match="--sequence-head"):
         train(Config(data=str(FIXTURES / "svhn_train"), out=str(tmp_path), epochs=1, steps=1, batch=4,
-                     widths=(8, 16), dense=8, head="attention"), verbose=0)
+                     widths=(8, 16), dense=8, sequence_head="attention"), verbose=0)
