@@ -28,9 +28,9 @@ class ColumnsToHeads(layers.Layer):
     """Column logits (B, T, 11; class 10 the CTC blank) -> {"length", "digits"} as model/net.py's.
 
     Greedy decoding: each column's likeliest class, repeats merged, blanks dropped. The k-th
-    digit kept gives slot k its column's probabilities; slots past the end are certain blanks.
-    The length head gives the count the probability of the columns that read nothing new,
-    so decode()'s confidence (length times the digits') is the greedy path's probability. Fixed-size ops only (argmax, cumsum, one_hot, einsum), as LiteRT needs.
+    digit kept gives slot k its column's probabilities; slots past the end are certain blanks,
+    and the length head is certain of the count. Fixed-size ops only (argmax, cumsum,
+    one_hot, einsum), as LiteRT needs.
     """
 
     def call(self, logits):
@@ -46,12 +46,16 @@ class ColumnsToHeads(layers.Layer):
         digits = ops.einsum("btk,btc->bkc", slots, probs)
         empty = 1.0 - ops.sum(slots, axis=1)  # (B, MAX_DIGITS): 1 past the number's end
         digits = digits + empty[..., None] * ops.one_hot(ops.full((1, MAX_DIGITS), BLANK, "int32"), BLANK + 1)
-        count = ops.minimum(ops.sum(keep, axis=1), float(MAX_DIGITS))
+        # The columns read as empty may be wrong too: their probability scales the first digit's
+        # classes (its blank takes the rest), so decode()'s confidence is the whole greedy path's.
+        # Not the length's: a count under half sure would then decode as no number, and on
+        # validation most such readings were right.
         rest = ops.exp(ops.sum((1.0 - keep) * ops.log(top), axis=1))
-        # The rest of the length's probability goes to "no number": a reading whose empty
-        # columns are more likely wrong than right is not given at all.
-        length = (ops.one_hot(ops.cast(count, "int32"), MAX_DIGITS + 1) * rest[:, None]
-                  + ops.one_hot(ops.zeros_like(count, "int32"), MAX_DIGITS + 1) * (1.0 - rest[:, None]))
+        first = ops.one_hot(ops.zeros_like(rest, "int32"), MAX_DIGITS)  # (B, MAX_DIGITS)
+        read = digits[..., :BLANK] * (1.0 + (rest[:, None] - 1.0) * first)[..., None]
+        digits = ops.concatenate([read, 1.0 - ops.sum(read, axis=-1, keepdims=True)], axis=-1)
+        count = ops.minimum(ops.sum(keep, axis=1), float(MAX_DIGITS))
+        length = ops.one_hot(ops.cast(count, "int32"), MAX_DIGITS + 1)
         return {"length": length, "digits": digits}
 
 

@@ -43,14 +43,21 @@ def test_columns_are_read_as_ctc_reads_them():
     assert readings[0][1] == pytest.approx(p ** COLUMNS, rel=1e-4)
 
 
-def test_heads_are_distributions_and_unsure_empty_columns_mean_no_number():
+def test_heads_are_distributions_and_unsure_empty_columns_lower_the_confidence():
     unsure = columns_reading((5, 4))
-    unsure[:, BLANK] = 0.0  # every empty column a near-coin toss
+    unsure[:, BLANK] = -2.0  # every empty column only somewhat more likely blank than a digit
+    unsure[5, :] = -4.0
     unsure[5, 4] = 4.0
-    heads = ColumnsToHeads()(np.stack([columns_reading((5, 4)), unsure]))
+    heads = ColumnsToHeads()(np.stack([columns_reading((5, 4)), unsure, columns_reading()]))
     length, digits = (keras.ops.convert_to_numpy(heads[k]) for k in ("length", "digits"))
     assert np.allclose(length.sum(-1), 1, atol=1e-5) and np.allclose(digits.sum(-1), 1, atol=1e-5)
-    assert [number for number, _ in decode_batch(length, digits)] == ["4", ""]
+    (sure, p_sure), (doubtful, p_doubtful), (empty, _) = decode_batch(length, digits)
+    assert sure == doubtful == "4" and empty == ""
+    # The doubtful reading's confidence is its greedy path's: its 15 empty columns' blank
+    # probabilities times its digit column's.
+    column = np.exp(unsure) / np.exp(unsure).sum(-1, keepdims=True)
+    assert p_doubtful == pytest.approx(np.prod(column.max(-1)), rel=2e-2)  # float32, 16 columns
+    assert p_doubtful < 0.01 < 0.9 < p_sure
 
 
 def test_the_loss_prefers_the_true_digits():
