@@ -266,6 +266,8 @@ def train(config: Config, verbose: int = 1) -> dict:
         teacher = Reader(config.teacher)
     if config.sequence_head not in ("positions", "ctc") or (config.sequence_head == "ctc" and teacher):
         raise ValueError(f"--sequence-head {config.sequence_head}: positions, or ctc without a teacher")
+    if config.init_trunk and config.sequence_head != "ctc":
+        raise ValueError("--init-trunk starts a ctc reader's conv layers: give --sequence-head ctc too")
     batches = Batches(mix, config.batch, config.steps, config.seed, config.augment, config.low_res, teacher,
                       config.teacher_weight, ctc=config.sequence_head == "ctc")
     check = None
@@ -273,7 +275,6 @@ def train(config: Config, verbose: int = 1) -> dict:
         check = NumberAccuracy(crop_inputs(val_samples, images), [s.number for s in val_samples],
                                held_out_drawings(config.mnist) if config.mnist else None, config.monitor)
 
-    counts = dict(counts)
     if config.sequence_head == "ctc":
         model = build_ctc_model(tuple(config.widths), config.dense, config.dropout)
         if config.init_trunk:

@@ -101,7 +101,9 @@ def test_train_a_column_reader_export_and_serve(tmp_path):
     assert set(reading.number) <= set("0123456789")
 
 
-def test_an_unknown_head_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="--sequence-head"):
-        train(Config(data=str(FIXTURES / "svhn_train"), out=str(tmp_path), epochs=1, steps=1, batch=4,
-                     widths=(8, 16), dense=8, sequence_head="attention"), verbose=0)
+def test_an_unknown_head_or_a_trunk_without_columns_is_refused(tmp_path):
+    tiny = dict(data=str(FIXTURES / "svhn_train"), out=str(tmp_path), epochs=1, steps=1, batch=4, widths=(8, 16), dense=8)
+    with pytest.raises(ValueError, match="--sequence-head attention"):
+        train(Config(sequence_head="attention", **tiny), verbose=0)
+    with pytest.raises(ValueError, match="--init-trunk"):
+        train(Config(init_trunk="reader.keras", **tiny), verbose=0)
