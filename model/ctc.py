@@ -39,7 +39,7 @@ class ColumnsToHeads(layers.Layer):
         top = ops.max(probs, axis=-1)
         best = ops.argmax(ops.cast(ops.equal(probs, top[..., None]), "int32"), axis=-1)
         previous = ops.pad(best[:, :-1], [[0, 0], [1, 0]], constant_values=BLANK)
-        # Masks multiplied, not and-ed: LiteRT's built-in ops have no logical and on these.
+        # As floats: the mask is counted and multiplied below.
         keep = ops.cast(ops.not_equal(best, BLANK), "float32") * ops.cast(ops.not_equal(best, previous), "float32")
         slot = ops.cast(ops.cumsum(keep, axis=1) - 1.0, "int32")
         slots = ops.one_hot(slot, MAX_DIGITS) * keep[..., None]  # (B, T, MAX_DIGITS); a 6th digit has no slot
