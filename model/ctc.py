@@ -90,7 +90,7 @@ def ctc_loss(digits, logits):
     """digits: (B, MAX_DIGITS) labels padded with BLANK, as model.train's batches give them."""
     digits = ops.cast(digits, "int32")
     lengths = ops.sum(ops.cast(ops.not_equal(digits, BLANK), "int32"), axis=1)
-    steps = ops.full((ops.shape(logits)[0],), COLUMNS, "int32")
+    steps = ops.full((ops.shape(logits)[0],), ops.shape(logits)[1], "int32")
     return ops.ctc_loss(digits, logits, lengths, steps, mask_index=BLANK)
 
 

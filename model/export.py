@@ -33,7 +33,7 @@ def export(checkpoint: Path, out: Path, quantize: str = "none") -> None:
     import keras  # TensorFlow and Keras are needed to export, never to serve
     import tensorflow as tf
 
-    import model.ctc  # noqa: F401  (registers the ctc reader's decoding layer, which load_model must find)
+    from model import ctc  # noqa: F401  (registers the ctc reader's decoding layer, which load_model must find)
 
     model = keras.models.load_model(checkpoint, compile=False)
     options = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantize == "dynamic" else {}

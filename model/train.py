@@ -256,6 +256,11 @@ def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tu
 
 
 def train(config: Config, verbose: int = 1) -> dict:
+    # Before the photos, fonts and MNIST load: a wrong flag should fail at once.
+    if config.sequence_head not in ("positions", "ctc") or (config.sequence_head == "ctc" and config.teacher):
+        raise ValueError(f"--sequence-head {config.sequence_head}: positions, or ctc without a teacher")
+    if config.init_trunk and config.sequence_head != "ctc":
+        raise ValueError("--init-trunk starts a ctc reader's conv layers: give --sequence-head ctc too")
     keras.utils.set_random_seed(config.seed)
     folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.val_seed)
     mix, counts = sources_for(config, train_samples, images)
@@ -264,10 +269,6 @@ def train(config: Config, verbose: int = 1) -> dict:
         from model.runtime import Reader  # LiteRT, which a GPU machine that only trains need not have
 
         teacher = Reader(config.teacher)
-    if config.sequence_head not in ("positions", "ctc") or (config.sequence_head == "ctc" and teacher):
-        raise ValueError(f"--sequence-head {config.sequence_head}: positions, or ctc without a teacher")
-    if config.init_trunk and config.sequence_head != "ctc":
-        raise ValueError("--init-trunk starts a ctc reader's conv layers: give --sequence-head ctc too")
     batches = Batches(mix, config.batch, config.steps, config.seed, config.augment, config.low_res, teacher,
                       config.teacher_weight, ctc=config.sequence_head == "ctc")
     check = None
