@@ -4,7 +4,8 @@
 
 Each stage is one model.train run into RUNS/<run>. Before a stage with "pseudo_from", the
 earlier stage's model is exported and reads the unlabelled photos (model/pseudo.py); a stage
-with "init" starts from an earlier stage's weights (its best epoch, or a named checkpoint); one
+with "init" starts from an earlier stage's weights (its best epoch, or a named checkpoint), one
+with "init_trunk" (a column reader, "sequence_head": "ctc") from its conv layers only; one
 with "ensemble" trains nothing but averages the named stages' readers (model/ensemble.py). The
 photo reader (the stage named by export.reader, else the last) is exported to --out with its
 model card; a stage with "export" (the canvas's drawing reader) to that file beside --out.
@@ -45,9 +46,10 @@ def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | Non
             if not unlabelled:
                 raise SystemExit(f"stage {stage['run']} learns from unlabelled photos: give --unlabelled")
             settings["pseudo"] = str(pseudo_labels(runs / stage["pseudo_from"], unlabelled))
-        if "init" in stage:  # a stage ("stage2": its best epoch) or one of its checkpoints ("stage2/last.keras")
-            init = runs / stage["init"]
-            settings["init"] = str(init if init.suffix == ".keras" else init / "best.keras")
+        for key in ("init", "init_trunk"):  # a stage ("stage2": its best epoch) or a checkpoint ("stage2/last.keras")
+            if key in stage:
+                start = runs / stage[key]
+                settings[key] = str(start if start.suffix == ".keras" else start / "best.keras")
         print(f"stage {stage['run']}: training into {folder}")
         train(Config(data=data, out=str(folder), **settings), verbose=2)
     settings = recipe.get("export", {})

@@ -227,6 +227,20 @@ def test_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     assert capsys.readouterr().out.count("already trained") == 3
 
 
+def test_a_recipe_stage_starts_a_column_reader_from_an_earlier_stages_trunk(tmp_path):
+    from model.recipe import run_recipe
+
+    tiny = {"epochs": 1, "steps": 1, "batch": 4, "widths": [8, 16], "dense": 8, "seed": 7}
+    recipe = {"stages": [{"run": "first", "train": tiny},
+                         {"run": "columns", "init_trunk": "first", "train": {**tiny, "sequence_head": "ctc"}}],
+              "export": {"quantize": "none"}}
+    run_recipe(recipe, str(FIXTURES / "svhn_train"), None, None, tmp_path / "runs", tmp_path / "reader.tflite")
+    columns = json.loads((tmp_path / "runs" / "columns" / "train.json").read_text())
+    assert columns["init_trunk"] == str(tmp_path / "runs" / "first" / "best.keras")
+    assert columns["sequence_head"] == "ctc" and columns["trunk_layers_copied"] > 0
+    assert Reader(tmp_path / "reader.tflite").name.endswith("-columns")
+
+
 def test_ensemble_averages_its_members_probabilities(tmp_path):
     import keras
 
