@@ -7,8 +7,11 @@ import pytest
 from model.export import export, model_card
 from model.recover import recover
 from model.runtime import LiteModel
+from tests.conftest import FIXTURES
 
-MEMBERS = [{"widths": [8, 16], "dense": 16}, {"widths": [8, 8], "dense": 16}]
+# The split each member made (held_out_by): --data's statistics come from the photos it trained on.
+SPLIT = {"data": "svhn_train", "val_fraction": 0.1, "seed": 1}
+MEMBERS = [{"widths": [8, 16], "dense": 16, **SPLIT}, {"widths": [8, 8], "dense": 16, **SPLIT}]
 
 
 def a_run(tmp_path, members):
@@ -76,3 +79,32 @@ def test_a_card_that_does_not_match_the_file_is_refused(tmp_path):
     tflite.with_suffix(".json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match="2 networks"):
         recover(tflite, tmp_path / "recovered")
+
+
+def test_with_the_photos_its_batch_norms_train_on_from_where_they_were(tmp_path):
+    """A bare recovery's batch norms pass their input through: exact at inference, but training
+    normalises by each batch's statistics and starts from another function. With --data's photos
+    they hold those statistics and undo them: the same function either way."""
+    import keras
+
+    from model.fitting import crop_inputs, training_photos
+
+    original = a_run(tmp_path, MEMBERS[:1])
+    tflite = tmp_path / "svhn.tflite"
+    export(tmp_path / "run" / "best.keras", tflite)
+    tflite.with_suffix(".json").write_text(json.dumps(model_card(tmp_path / "run", tflite, "none", None)))
+    recover(tflite, tmp_path / "bare")
+    recover(tflite, tmp_path / "restored", data=str(FIXTURES / "svhn_train"))
+
+    _, train_samples, _, images = training_photos(str(FIXTURES / "svhn_train"), SPLIT["val_fraction"], SPLIT["seed"])
+    x = crop_inputs(train_samples, images)  # the photos the statistics came from, as one batch
+    expected = np.asarray(original(x)["digits"])
+    shift = {}
+    for name in ("bare", "restored"):
+        model = keras.models.load_model(tmp_path / name / "best.keras", compile=False)
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Dropout):
+                layer.rate = 0.0  # only the batch norms should tell training from inference
+        assert np.allclose(np.asarray(model(x)["digits"]), expected, atol=1e-4)
+        shift[name] = np.abs(np.asarray(model(x, training=True)["digits"]) - expected).max()
+    assert shift["restored"] < 1e-3 < 0.05 < shift["bare"]
