@@ -1,6 +1,6 @@
 """Read a bundled reader's weights back out of its .tflite into a Keras run folder.
 
-    python -m model.recover --tflite model/svhn.tflite --out runs/recovered
+    python -m model.recover --tflite model/svhn.tflite --out runs/recovered [--data data/svhn/train]
 
 A run's Keras checkpoint lives under runs/, outside git; the bundled file is what survives.
 The converter folded each batch norm into the layer before it and stored the weights as int8
