@@ -131,7 +131,8 @@ def recover(tflite: Path, out: Path, data: str | None = None) -> None:
     # The run's record as model.export wants it: the card keeps the training record less its results.
     record = dict(training, recovered_from=str(tflite), recovered_quantization=card["quantization"],
                   best_val_number_acc=card["validation"]["number_accuracy"],
-                  best_epoch=card["validation"]["best_epoch"], confidence_threshold=card["confidence_threshold"])
+                  best_epoch=card["validation"]["best_epoch"], confidence_threshold=card["confidence_threshold"],
+                  batch_norm_statistics_from=data)
     (out / "train.json").write_text(json.dumps(record, indent=2) + "\n")
 
 

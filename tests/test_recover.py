@@ -108,3 +108,4 @@ def test_with_the_photos_its_batch_norms_train_on_from_where_they_were(tmp_path)
         assert np.allclose(np.asarray(model(x)["digits"]), expected, atol=1e-4)
         shift[name] = np.abs(np.asarray(model(x, training=True)["digits"]) - expected).max()
     assert shift["restored"] < 1e-3 < 0.05 < shift["bare"]
+    assert json.loads((tmp_path / "restored" / "train.json").read_text())["batch_norm_statistics_from"] == str(FIXTURES / "svhn_train")
