@@ -21,6 +21,7 @@ that undo them: the same function at inference, and nearly the same in training.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 from pathlib import Path
@@ -99,11 +100,11 @@ def restore_statistics(model, x: np.ndarray) -> None:
         norm.set_weights([np.sqrt(variance + norm.epsilon), bias + mean, mean, variance])
 
 
-def statistics_inputs(data: str, record: dict) -> np.ndarray:
-    """Crops of the photos the run trained on (its held-out ones left out), as the reader sees them."""
+@functools.lru_cache(maxsize=None)  # the members of an averaged reader share one split: load its photos once
+def statistics_inputs(data: str, fraction: float, seed: int) -> np.ndarray:
+    """Crops of the photos a run trained on (its held-out ones left out), as the reader sees them."""
     from model.fitting import crop_inputs, training_photos
 
-    _, fraction, seed = held_out_by(record)
     _, train_samples, _, images = training_photos(data, fraction, seed)
     return crop_inputs(train_samples[:STATISTICS_PHOTOS], images)
 
@@ -123,7 +124,7 @@ def recover(tflite: Path, out: Path, data: str | None = None) -> None:
         model = build_model(tuple(record["widths"]), record["dense"])
         load_member(model, members[i])
         if data:
-            restore_statistics(model, statistics_inputs(data, record))
+            restore_statistics(model, statistics_inputs(data, *held_out_by(record)[1:]))
         models.append(model)
     model = average(models) if len(models) > 1 else models[0]
     out.mkdir(parents=True, exist_ok=True)
