@@ -23,8 +23,10 @@ class SeededBatches(keras.utils.PyDataset):
     """Endless fresh examples: batch i of epoch e is drawn from a generator seeded by (seed, e, i),
     so a run is repeatable and no two epochs repeat. Subclasses fill `__getitem__`."""
 
-    def __init__(self, batch: int, steps: int, seed: int):
-        super().__init__()
+    def __init__(self, batch: int, steps: int, seed: int, workers: int = 1):
+        # Threads, not processes: a batch's content depends only on its seed, so any number of
+        # threads draws the same batches, and forking a process that holds a GPU is unsafe.
+        super().__init__(workers=workers)
         self.batch, self.steps, self.seed, self.epoch = batch, steps, seed, 0
 
     def __len__(self) -> int:

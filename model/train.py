@@ -58,8 +58,8 @@ class Batches(SeededBatches):
     """
 
     def __init__(self, sources: list[tuple[float, Source]], batch: int, steps: int, seed: int, augment: bool = True,
-                 low_res: float = 0.0, teacher=None, teacher_weight: float = 0.5, ctc: bool = False):
-        super().__init__(batch, steps, seed)
+                 low_res: float = 0.0, teacher=None, teacher_weight: float = 0.5, ctc: bool = False, workers: int = 1):
+        super().__init__(batch, steps, seed, workers)
         self.ctc = ctc
         shares = np.array([share for share, _ in sources], dtype=np.float64)
         self.shares, self.sources = shares / shares.sum(), [source for _, source in sources]
@@ -220,6 +220,9 @@ class Config:
     sequence_head: str = "positions"
     # A model/net.py reader's checkpoint whose conv layers start a ctc reader
     init_trunk: str | None = None
+    # Threads drawing batches. On this 2-core CPU the network is the bottleneck (1); a GPU
+    # trains faster than one thread draws, so give it the machine's cores there.
+    workers: int = 1
 
 
 def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tuple[list, dict]:
@@ -259,6 +262,8 @@ def train(config: Config, verbose: int = 1) -> dict:
     # Before the photos, fonts and MNIST load: a wrong flag should fail at once.
     if config.sequence_head not in ("positions", "ctc") or (config.sequence_head == "ctc" and config.teacher):
         raise ValueError(f"--sequence-head {config.sequence_head}: positions, or ctc without a teacher")
+    if config.teacher and config.workers > 1:  # one LiteRT interpreter, which threads must not share
+        raise ValueError("--teacher reads every example in one interpreter: use --workers 1")
     if config.init_trunk and config.sequence_head != "ctc":
         raise ValueError("--init-trunk starts a ctc reader's conv layers: give --sequence-head ctc too")
     keras.utils.set_random_seed(config.seed)
@@ -270,7 +275,7 @@ def train(config: Config, verbose: int = 1) -> dict:
 
         teacher = Reader(config.teacher)
     batches = Batches(mix, config.batch, config.steps, config.seed, config.augment, config.low_res, teacher,
-                      config.teacher_weight, ctc=config.sequence_head == "ctc")
+                      config.teacher_weight, ctc=config.sequence_head == "ctc", workers=config.workers)
     check = None
     if val_samples:
         check = NumberAccuracy(crop_inputs(val_samples, images), [s.number for s in val_samples],

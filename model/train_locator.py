@@ -38,8 +38,8 @@ HIT_IOU = 0.5  # a found box is right when it overlaps the true number box this 
 class PictureBatches(SeededBatches):
     """Batches of pictures (model/scenes.py), letterboxed, photometrically damaged, with heat-map targets."""
 
-    def __init__(self, pictures: Pictures, batch: int, steps: int, seed: int):
-        super().__init__(batch, steps, seed)
+    def __init__(self, pictures: Pictures, batch: int, steps: int, seed: int, workers: int = 1):
+        super().__init__(batch, steps, seed, workers)
         self.pictures = pictures
 
     def __getitem__(self, index: int):
@@ -103,6 +103,7 @@ class Config:
     small_scenes: float = 0.0  # share of scenes 4-12 times their content's size (the rest 1.3-4 times)
     pseudo: str | None = None  # model.pseudo's file: unlabelled photos a reader reads confidently, the number filling each
     pseudo_fraction: float = 0.0  # share of the scenes whose content is one of those photos
+    workers: int = 1  # threads drawing batches (model.train's --workers)
     seed: int = 1234  # initialisation and batches
     val_seed: int = 1234  # which photos are held out (and the scenes built around them)
 
@@ -128,7 +129,7 @@ def train(config: Config, verbose: int = 1) -> dict:
     if config.letters:  # signs on the same real walls as the numbers
         signs = FontNumbers(usable_fonts(font_files(config.fonts.split(","))), pictures.bank.backgrounds)
         pictures.lettering = Lettering(signs.lettering, config.letters)
-    batches = PictureBatches(pictures, config.batch, config.steps, config.seed)
+    batches = PictureBatches(pictures, config.batch, config.steps, config.seed, config.workers)
     check = LocatorCheck(*validation_pictures(val_samples, images, config.val_seed)) if val_samples else None
 
     model = keras.models.load_model(config.start, compile=False) if config.start else build_locator(tuple(config.widths), config.head)

@@ -78,6 +78,29 @@ def test_batches_are_deterministic_and_labelled(photos):
     assert not np.array_equal(batches[1][0], x1)  # a new epoch draws new augmentations
 
 
+def test_threads_draw_the_batches_one_thread_draws(photos, mnist_dir, tmp_path):
+    """--workers: Keras fetches batches in threads, in any order; each must still be a function of
+    (seed, epoch, index) alone, with every source of the mix (fonts, handwriting, walls) in play."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from model.train import Config, sources_for
+
+    samples, images = photos
+    config = Config(data=str(FIXTURES / "svhn_train"), fonts=str(tmp_path), font_fraction=0.2, blank_fraction=0.1,
+                    mnist=str(mnist_dir), handwriting_fraction=0.2)
+    mix, _ = sources_for(config, samples, images)
+    batches = Batches(mix, 16, 8, seed=3, workers=4)
+    assert batches.workers == 4  # what Keras's PyDataset runs its fetching threads with
+    for _ in range(2):  # two epochs: the second's batches must follow the epoch counter in threads too
+        alone = [batches[i] for i in range(len(batches))]
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(batches.__getitem__, [*range(len(batches))] * 2))
+        for i, (x, y) in enumerate(together):
+            assert np.array_equal(x, alone[i % len(batches)][0])
+            assert np.array_equal(y["digits"], alone[i % len(batches)][1]["digits"])
+        batches.on_epoch_end()
+
+
 def test_without_augmentation_an_example_is_the_protocol_crop(photos):
     samples, images = photos
     plain = [to_input(protocol_crop(images[s.path], list(s.boxes))) for s in samples]

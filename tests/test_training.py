@@ -113,6 +113,11 @@ def test_a_reader_learns_from_a_teacher_file(tmp_path):
     assert result["teacher"] == str(tmp_path / "teacher.tflite") and 0 <= result["best_val_number_acc"] <= 1
 
 
+def test_a_teacher_is_not_shared_by_threads(tmp_path):
+    with pytest.raises(ValueError, match="--workers 1"):
+        train(Config(data=str(FIXTURES / "svhn_train"), out=str(tmp_path), teacher="any.tflite", workers=2), verbose=0)
+
+
 def test_optional_shares_cannot_exceed_the_whole(tmp_path):
     pseudo = tmp_path / "pseudo.json"
     pseudo.write_text(json.dumps({"folder": str(FIXTURES / "svhn_test"), "labels": {"1.png": {"number": "5"}}}))
@@ -343,9 +348,11 @@ sys.modules["tensorflow"] = None  # any import of it now fails, as on the GPU ma
 import keras
 assert keras.backend.backend() == "jax"
 from model import train, train_locator
-train.train(train.Config(data={str(FIXTURES / "svhn_train")!r}, out={str(tmp_path / "reader")!r}, epochs=1, steps=2, batch=8), verbose=0)
+train.train(train.Config(data={str(FIXTURES / "svhn_train")!r}, out={str(tmp_path / "reader")!r}, epochs=1, steps=2, batch=8,
+                              workers=2), verbose=0)  # threads draw the batches, as they would for a GPU
 train_locator.train(train_locator.Config(data={str(FIXTURES / "svhn_train")!r}, out={str(tmp_path / "locator")!r}, epochs=1,
-                                         steps=2, batch=4, widths=(4, 4, 8, 8, 8), head=8, average_from=1), verbose=0)
+                                         steps=2, batch=4, widths=(4, 4, 8, 8, 8), head=8, average_from=1,
+                                         workers=2), verbose=0)
 """
     env = dict(os.environ, KERAS_BACKEND="jax")
     done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, env=env,

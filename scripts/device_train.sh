@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One reader run on a lent GPU machine, from the repository's root, with the bundle of
+# scripts/device_bundle.py carried as .device: installs Keras there if it is missing, trains on
+# JAX with a thread per core drawing batches (the GPU outruns one), and leaves the run's
+# checkpoints and logs in $OUT (the device tool brings that folder back) for export here.
+#
+#   bash scripts/device_train.sh --epochs 60 --lr 2e-3 ...     (any model.train flags)
+set -euo pipefail
+PYTHON=${PYTHON:-python3}
+OUT=${OUT:-runs/device}
+mkdir -p "$OUT"
+if ! "$PYTHON" -c "import keras" 2>/dev/null; then
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .device/whl/*.whl
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+mix=(--synth-fraction 0.2 --font-fraction 0.1 --pseudo-fraction 0.3 --handwriting-fraction 0.1 --blank-fraction 0.05)
+if [ -f .device/pseudo.json ]; then mix+=(--pseudo .device/pseudo.json); fi
+"$PYTHON" -m model.train --data .device/svhn --mnist .device/mnist "${mix[@]}" --workers "$(nproc)" \
+    --out /tmp/device-run --quiet "$@" 2>&1 | tee "$OUT/train.log"
+cp /tmp/device-run/best.keras /tmp/device-run/last.keras /tmp/device-run/log.csv /tmp/device-run/train.json "$OUT/"
