@@ -220,8 +220,8 @@ class Config:
     sequence_head: str = "positions"
     # A model/net.py reader's checkpoint whose conv layers start a ctc reader
     init_trunk: str | None = None
-    # Threads drawing batches. On this 2-core CPU the network is the bottleneck (1); a GPU
-    # trains faster than one thread draws, so give it the machine's cores there.
+    # Processes drawing batches. On this 2-core CPU the network is the bottleneck (1); a GPU
+    # trains faster than one process draws, so give it the machine's cores there.
     workers: int = 1
 
 
@@ -262,7 +262,7 @@ def train(config: Config, verbose: int = 1) -> dict:
     # Before the photos, fonts and MNIST load: a wrong flag should fail at once.
     if config.sequence_head not in ("positions", "ctc") or (config.sequence_head == "ctc" and config.teacher):
         raise ValueError(f"--sequence-head {config.sequence_head}: positions, or ctc without a teacher")
-    if config.teacher and config.workers > 1:  # one LiteRT interpreter, which threads must not share
+    if config.teacher and config.workers > 1:  # the teacher's LiteRT interpreter was never tried in forked workers
         raise ValueError("--teacher reads every example in one interpreter: use --workers 1")
     if config.init_trunk and config.sequence_head != "ctc":
         raise ValueError("--init-trunk starts a ctc reader's conv layers: give --sequence-head ctc too")

@@ -103,7 +103,7 @@ class Config:
     small_scenes: float = 0.0  # share of scenes 4-12 times their content's size (the rest 1.3-4 times)
     pseudo: str | None = None  # model.pseudo's file: unlabelled photos a reader reads confidently, the number filling each
     pseudo_fraction: float = 0.0  # share of the scenes whose content is one of those photos
-    workers: int = 1  # threads drawing batches (model.train's --workers)
+    workers: int = 1  # processes drawing batches (model.train's --workers)
     seed: int = 1234  # initialisation and batches
     val_seed: int = 1234  # which photos are held out (and the scenes built around them)
 

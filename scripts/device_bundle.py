@@ -15,7 +15,7 @@ On the GPU machine, from the repository's root (README, "Training on a lent GPU"
 
     pip install --no-index --no-deps --target /tmp/site .device/whl/*.whl && export PYTHONPATH=/tmp/site
     KERAS_BACKEND=jax python3 -m model.train --data .device/svhn --mnist .device/mnist \
-        --pseudo .device/pseudo.json --workers 12 ...
+        --pseudo .device/pseudo.json --workers 16 ...
 """
 from __future__ import annotations
 

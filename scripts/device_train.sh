@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One reader run on a lent GPU machine, from the repository's root, with the bundle of
 # scripts/device_bundle.py carried as .device: installs Keras there if it is missing, trains on
-# JAX with a thread per core drawing batches (the GPU outruns one), and leaves the run's
+# JAX with a worker process per core drawing batches (the GPU outruns one), and leaves the run's
 # checkpoints and logs in $OUT (the device tool brings that folder back) for export here.
 #
 #   bash scripts/device_train.sh --epochs 60 --lr 2e-3 ...     (any model.train flags)

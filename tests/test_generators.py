@@ -78,10 +78,17 @@ def test_batches_are_deterministic_and_labelled(photos):
     assert not np.array_equal(batches[1][0], x1)  # a new epoch draws new augmentations
 
 
-def test_threads_draw_the_batches_one_thread_draws(photos, mnist_dir, tmp_path):
-    """--workers: Keras fetches batches in threads, in any order; each must still be a function of
-    (seed, epoch, index) alone, with every source of the mix (fonts, handwriting, walls) in play."""
-    from concurrent.futures import ThreadPoolExecutor
+_FORKED = {}  # as Keras does, the batches reach forked workers through a global, not pickled
+
+
+def _draw(index):
+    return _FORKED["batches"][index]
+
+
+def test_worker_processes_draw_the_batches_one_process_draws(photos, mnist_dir, tmp_path):
+    """--workers: Keras fetches batches in a pool of processes forked at each epoch's start; each
+    batch must be a function of (seed, epoch, index) alone, with every source of the mix in play."""
+    import multiprocessing
 
     from model.train import Config, sources_for
 
@@ -89,12 +96,14 @@ def test_threads_draw_the_batches_one_thread_draws(photos, mnist_dir, tmp_path):
     config = Config(data=str(FIXTURES / "svhn_train"), fonts=str(tmp_path), font_fraction=0.2, blank_fraction=0.1,
                     mnist=str(mnist_dir), handwriting_fraction=0.2)
     mix, _ = sources_for(config, samples, images)
-    batches = Batches(mix, 16, 8, seed=3, workers=4)
-    assert batches.workers == 4  # what Keras's PyDataset runs its fetching threads with
-    for _ in range(2):  # two epochs: the second's batches must follow the epoch counter in threads too
+    batches = Batches(mix, 16, 6, seed=3, workers=3)
+    assert batches.workers == 3 and batches.use_multiprocessing  # what Keras's PyDataset fetches with
+    assert not Batches(mix, 16, 6, seed=3).use_multiprocessing
+    for _ in range(2):  # two epochs: the second's batches must follow the epoch counter in the workers too
         alone = [batches[i] for i in range(len(batches))]
-        with ThreadPoolExecutor(4) as pool:
-            together = list(pool.map(batches.__getitem__, [*range(len(batches))] * 2))
+        _FORKED["batches"] = batches
+        with multiprocessing.get_context("fork").Pool(3) as pool:  # forked now: this epoch's counter
+            together = pool.map(_draw, [*range(len(batches))] * 2)
         for i, (x, y) in enumerate(together):
             assert np.array_equal(x, alone[i % len(batches)][0])
             assert np.array_equal(y["digits"], alone[i % len(batches)][1]["digits"])
