@@ -28,9 +28,11 @@ from pathlib import Path
 
 from PIL import Image
 
-# Keras's own needs that the GPU machine's image lacks (absl-py, h5py, ml-dtypes, numpy, packaging
-# and rich are there; /work/.library/device/KINDS.md lists its packages).
-WHEELS = ("keras==3.15.1", "namex", "optree")
+ROOT = Path(__file__).resolve().parent.parent
+# The Keras that trains here, and the two of its needs that the GPU machine's image lacks (absl-py,
+# h5py, ml-dtypes, numpy, packaging and rich are there).
+KERAS = next(line.strip() for line in (ROOT / "requirements-dev.txt").read_text().splitlines() if line.startswith("keras=="))
+WHEELS = (KERAS, "namex", "optree")
 MNIST_TRAIN = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 
 

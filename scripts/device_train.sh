@@ -14,6 +14,7 @@ if ! "$PYTHON" -c "import keras" 2>/dev/null; then
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+# The shares of the recipe's later stages (model/recipe.json); flags given after override them.
 mix=(--synth-fraction 0.2 --font-fraction 0.1 --pseudo-fraction 0.3 --handwriting-fraction 0.1 --blank-fraction 0.05)
 if [ -f .device/pseudo.json ]; then mix+=(--pseudo .device/pseudo.json); fi
 # A device command is killed at its time limit, and $OUT comes back all the same: stop training

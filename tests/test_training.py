@@ -113,7 +113,7 @@ def test_a_reader_learns_from_a_teacher_file(tmp_path):
     assert result["teacher"] == str(tmp_path / "teacher.tflite") and 0 <= result["best_val_number_acc"] <= 1
 
 
-def test_a_teacher_is_not_shared_by_threads(tmp_path):
+def test_a_teacher_run_draws_its_batches_in_one_process(tmp_path):
     with pytest.raises(ValueError, match="--workers 1"):
         train(Config(data=str(FIXTURES / "svhn_train"), out=str(tmp_path), teacher="any.tflite", workers=2), verbose=0)
 
@@ -349,7 +349,7 @@ import keras
 assert keras.backend.backend() == "jax"
 from model import train, train_locator
 train.train(train.Config(data={str(FIXTURES / "svhn_train")!r}, out={str(tmp_path / "reader")!r}, epochs=1, steps=2, batch=8,
-                              workers=2), verbose=0)  # threads draw the batches, as they would for a GPU
+                              workers=2), verbose=0)  # worker processes draw the batches, as for a GPU
 train_locator.train(train_locator.Config(data={str(FIXTURES / "svhn_train")!r}, out={str(tmp_path / "locator")!r}, epochs=1,
                                          steps=2, batch=4, widths=(4, 4, 8, 8, 8), head=8, average_from=1,
                                          workers=2), verbose=0)
