@@ -31,6 +31,7 @@ LOOKS = 3  # a number in a photo within a wide scene: the scene, then the photo,
 PART_INSIDE = 0.7  # a box is part of another when this share of its area lies within it
 TILES = 2  # a big picture where the first look finds nothing is searched again in TILES x TILES windows
 TILE_OVERLAP = 0.25  # of a window's side, so that a number on a seam is whole in one of them
+MIN_WINDOW = 8  # pixels: a window of the picture narrower or lower than this holds no readable number
 
 
 @dataclass(frozen=True)
@@ -191,9 +192,10 @@ class Pipeline:
         input's side would only be enlarged by it.
         -> ([(score, box in the picture's pixels)], model ms)
         """
-        if max(image.size) < TILES * LOCATOR_SIZE:
-            return [], 0.0
         side_w, side_h = (int(n / (TILES - (TILES - 1) * TILE_OVERLAP)) for n in image.size)
+        # A strip a few pixels thin (a 2048x1 upload) would give windows of no height at all.
+        if max(image.size) < TILES * LOCATOR_SIZE or min(side_w, side_h) < MIN_WINDOW:
+            return [], 0.0
         found, model_ms = [], 0.0
         for row in range(TILES):
             for column in range(TILES):
@@ -214,7 +216,7 @@ class Pipeline:
         side_w, side_h = width * ZOOM, height * ZOOM
         x0, y0 = max(0, int(left + width / 2 - side_w / 2)), max(0, int(top + height / 2 - side_h / 2))
         x1, y1 = min(image.width, int(x0 + side_w)), min(image.height, int(y0 + side_h))
-        if (x1 - x0) > 0.8 * image.width and (y1 - y0) > 0.8 * image.height or x1 - x0 < 8 or y1 - y0 < 8:
+        if (x1 - x0) > 0.8 * image.width and (y1 - y0) > 0.8 * image.height or min(x1 - x0, y1 - y0) < MIN_WINDOW:
             return box, score, 0.0  # the first look already saw the number this close
         found, ms = self.locator.find(image.crop((x0, y0, x1, y1)), limit=1)
         if not found:

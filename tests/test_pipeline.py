@@ -157,6 +157,14 @@ def test_a_small_picture_or_a_number_found_at_first_sight_is_not_searched_again(
     assert found.locator.runs == 1 + 1  # the first look and one closer look, no windows
 
 
+def test_a_picture_a_few_pixels_thin_is_answered_without_windows():
+    # 2048x1: a window 4/7 of its height would have no pixels at all (it once raised, a 500).
+    pipeline = Pipeline()
+    for size in ((2048, 1), (1, 2048), (4096, 2), (2048, 13)):
+        answer = pipeline.read(Image.new("RGB", size, "white"))
+        assert not answer.found and answer.number == ""
+
+
 def test_the_bundled_models_find_a_small_number_on_a_big_wall_through_the_windows():
     # SVHN test photo 48 ("46", 126x40) on a plain wall 20 times its size: a few pixels of the
     # localiser's first look, which finds nothing there; one window sees it 1.75 times as close.
