@@ -10,12 +10,28 @@ import binascii
 import re
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.images import ImageError, decode_image, original_size
 
 bp = Blueprint("api", __name__)
 
 DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(;[\w-]+=[\w.-]+)*;base64,", re.IGNORECASE)
+
+
+def whole_body() -> bytes:
+    """The request's body, or 413 when it is over MAX_CONTENT_LENGTH.
+
+    Werkzeug refuses a declared Content-Length over the limit before reading, but a chunked body
+    declares none: its stream just stops at the limit, and the cut image would be called damaged.
+    A streamed body that reaches the limit is refused as too large (one of exactly the limit
+    cannot be told from a longer one once the stream has stopped).
+    """
+    data = request.get_data()
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        raise RequestEntityTooLarge()
+    return data
 
 
 def image_bytes() -> bytes:
@@ -27,6 +43,7 @@ def image_bytes() -> bytes:
             raise ImageError(400, "Send the image in a multipart field named 'image'.")
         return upload.read()
     if mimetype == "application/json":
+        whole_body()  # get_json parses the body read here
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not isinstance(body.get("image"), str):
             raise ImageError(400, 'Send JSON like {"image": "data:image/png;base64,..."}.')
@@ -41,7 +58,7 @@ def image_bytes() -> bytes:
         except (binascii.Error, ValueError):
             raise ImageError(400, "The 'image' field is not valid base64.") from None
     if mimetype.startswith("image/"):
-        return request.get_data()
+        return whole_body()
     if not request.content_length and not mimetype:
         raise ImageError(400, "No image: send a multipart field 'image', a JSON data URL, or an image/* body.")
     raise ImageError(415, f"Unsupported content type '{mimetype}': send multipart/form-data, application/json or image/*.")
