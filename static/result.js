@@ -63,10 +63,21 @@ export function reset() {
   el.empty.hidden = false;
 }
 
+// Said under the answer to a picture the browser cannot display (HEIC in Chromium or Firefox),
+// which the server decodes and reads all the same.
+const NOT_SHOWN = ' · this browser cannot display this picture';
+
+function nameUnshown() {
+  el.frame.hidden = true;
+  if (!el.caption.textContent.endsWith(NOT_SHOWN)) el.caption.textContent += NOT_SHOWN;
+  el.seen.hidden = false;
+}
+
 // Show the picture at once, before the server answers. width/height: pixels of what is sent.
 export function showPicture({ url, width, height, alt, caption }, onShown) {
-  shown = { url, width, height };
+  shown = { url, width, height, unshown: false };
   el.empty.hidden = true;
+  el.frame.hidden = false;
   el.boxes.replaceChildren();
   el.img.alt = alt;
   el.caption.textContent = caption;
@@ -77,9 +88,13 @@ export function showPicture({ url, width, height, alt, caption }, onShown) {
     el.seen.hidden = false;
     if (onShown) onShown();
   };
-  // A file the browser cannot show (not an image, or a format it lacks): the server's answer says why.
+  // A file the browser cannot show (not an image, or a format it lacks): the server's answer says
+  // why, or, if it reads the picture, showReading names the file without the empty frame.
   el.img.onerror = () => {
-    if (el.img.getAttribute('src') === url) el.seen.hidden = true;
+    if (el.img.getAttribute('src') !== url) return;
+    shown.unshown = true;
+    if (el.reading.hidden) el.seen.hidden = true;
+    else nameUnshown();
   };
   el.seen.hidden = true;
   el.img.src = url;
@@ -211,6 +226,7 @@ export function showReading(data, truth) {
   if (found) fillTable(data, number);
   else el.probs.hidden = true;
   el.reading.hidden = false;
+  if (shown && shown.unshown) nameUnshown();
   el.announce.textContent = found
     ? 'Read ' + number + ', confidence ' + pct(confidence) + (confident ? '.' : ', not sure.')
     : 'No number found.';

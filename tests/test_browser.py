@@ -19,6 +19,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from model.preprocess import protocol_crop
 from scripts.pen import draw
+from tests.conftest import FIXTURES
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The closed network of CI and dev machines makes Chromium misbehave without these.
@@ -261,6 +262,20 @@ def test_non_image_upload_shows_the_error_in_the_page(page, tmp_path):
     assert "not an image" in page.text_content("#error")
     assert page.is_hidden("#reading") and page.is_hidden("#seen")
     assert page.text_content("#busy") == ""
+
+
+def test_a_picture_the_browser_cannot_display_is_read_and_named(page):
+    # Chromium cannot decode HEIC, an iPhone's own format; the server can. The answer then comes
+    # with the file's name, not an empty frame where the picture would be.
+    page.set_input_files("#file", str(FIXTURES / "heic" / "11-orientation6.heic"))
+    assert reading(page) == "34"
+    assert page.is_visible("#seen-caption") and page.is_hidden("#frame")
+    caption = page.text_content("#seen-caption")
+    assert "11-orientation6.heic" in caption and "cannot display" in caption
+    page.set_input_files("#file", str(FIXTURES / "svhn_test" / "2.png"))  # the next picture shows again
+    wait_for_number(page, "210")
+    page.wait_for_selector("#frame:not([hidden])")
+    assert "cannot display" not in page.text_content("#seen-caption")
 
 
 def test_unreachable_server_is_said_in_plain_words(page, photo_210):
