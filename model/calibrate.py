@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from model.cli import said_plainly
 from model.data import Sample
 from model.decode import confidence_threshold
 from model.evaluate import SEED, decoded, pictures, validation_samples
@@ -90,4 +91,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with said_plainly():  # a wrong folder or run is one line, not a traceback
+        main()

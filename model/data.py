@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model.cli import InputError, said_plainly
+
 OFFICIAL_URL = "http://ufldl.stanford.edu/housenumbers/"
 MAX_DIGITS = 5  # the network reads at most this many digits (one SVHN train image has 6)
 
@@ -35,22 +37,36 @@ class Sample:
 
 
 def load_samples(folder: str | Path) -> list[Sample]:
-    """Every labelled image of one split, sorted by the image's number (1.png, 2.png, ...)."""
+    """Every labelled image of one split, sorted by the image's number (1.png, 2.png, ...).
+
+    A folder a user points at may be the wrong one or hold a hand-made label file: each such
+    mistake is an InputError that names the folder, file or entry.
+    """
     folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder")
     if (folder / "labels.json").exists():
-        labels = json.loads((folder / "labels.json").read_text())
+        try:
+            labels = json.loads((folder / "labels.json").read_text())
+        except json.JSONDecodeError as error:
+            raise InputError(f"{folder / 'labels.json'}: not valid JSON ({error})") from None
     elif (folder / "digitStruct.mat").exists():
         labels = read_digit_struct(folder / "digitStruct.mat")
     else:
-        raise FileNotFoundError(f"{folder} has neither labels.json nor digitStruct.mat")
-    samples = [
-        Sample(
-            path=folder / name,
-            digits=tuple(int(d["label"]) for d in digits),
-            boxes=tuple((float(d["left"]), float(d["top"]), float(d["width"]), float(d["height"])) for d in digits),
-        )
-        for name, digits in labels.items()
-    ]
+        raise InputError(f"{folder} has neither labels.json nor digitStruct.mat (a labelled SVHN folder, or a root holding train/)")
+    if not isinstance(labels, dict):
+        raise InputError(f"{folder}: labels map each image's file name to its digits, as README's Training section shows")
+    samples = []
+    for name, digits in labels.items():
+        try:
+            samples.append(Sample(
+                path=folder / name,
+                digits=tuple(int(d["label"]) for d in digits),
+                boxes=tuple((float(d["left"]), float(d["top"]), float(d["width"]), float(d["height"])) for d in digits),
+            ))
+        except (KeyError, TypeError, ValueError) as error:
+            raise InputError(f"{folder}: the labels of {name!r} need label, left, top, width and height as numbers "
+                             f"for each digit ({type(error).__name__}: {error})") from None
     return sorted(samples, key=lambda s: (len(s.path.stem), s.path.stem))
 
 
@@ -162,4 +178,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with said_plainly():  # a wrong folder or run is one line, not a traceback
+        main()

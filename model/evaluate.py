@@ -1,6 +1,6 @@
 """Score the frozen models on a labelled SVHN folder through the product's own pipeline.
 
-    python -m model.evaluate --data ../shared/data/svhn/test --mnist ../shared/data/mnist --report model/report/test.json
+    python -m model.evaluate --data data/svhn/test --mnist data/mnist --report model/report/test.json
 
 Each picture is decoded by the web app's decoder and answered as POST /predict answers it
 (localiser, then reader: model/pipeline.py). Protocols:
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from model.cli import said_plainly
 from model.data import Sample, held_out_by, load_samples, split
 from model.pipeline import Pipeline
 from model.preprocess import protocol_crop, union_box
@@ -186,4 +187,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with said_plainly():  # a wrong folder or run is one line, not a traceback
+        main()

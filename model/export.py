@@ -1,6 +1,6 @@
 """Freeze a trained checkpoint into the bundled LiteRT model and its model card.
 
-    python -m model.export --run runs/base --test-data ../shared/data/svhn/test
+    python -m model.export --run runs/base --test-data data/svhn/test
 
 Writes model/svhn.tflite and model/svhn.json (input size, training data and steps,
 validation and test accuracy, date); a localiser's run (model.train_locator) goes to
@@ -16,6 +16,8 @@ import json
 import os
 from pathlib import Path
 
+from model.cli import InputError, said_plainly
+from model.data import load_samples
 from model.heatmap import GRID, LOCATOR_SIZE
 from model.preprocess import INPUT_SIZE
 from model.runtime import DEFAULT_MODEL
@@ -95,19 +97,23 @@ def main() -> None:
     parser.add_argument("--test-data", help="a reader's only: labelled folder to score the exported file on (crop protocol)")
     args = parser.parse_args()
     run, out = Path(args.run), Path(args.out)
-    if args.test_data and is_locator(json.loads((run / "train.json").read_text())):
-        # Its "found" threshold is only final after model.calibrate, which reads the card written here.
-        parser.error("score a localiser with model.evaluate, after model.calibrate")
+    with said_plainly():
+        if not (run / args.checkpoint).is_file():
+            raise InputError(f"{run / args.checkpoint}: no such checkpoint (--run is a model.train or model.train_locator output folder)")
+        if args.test_data and is_locator(json.loads((run / "train.json").read_text())):
+            # Its "found" threshold is only final after model.calibrate, which reads the card written here.
+            parser.error("score a localiser with model.evaluate, after model.calibrate")
+        # Before anything is written: a wrong folder must not leave a new model beside its old card.
+        test_samples = load_samples(args.test_data) if args.test_data else None
     export(run / args.checkpoint, out, args.quantize)
     test = None
-    if args.test_data:
-        from model.data import load_samples
+    if test_samples:
         from model.evaluate import evaluate, summary
         from model.pipeline import Pipeline
         from model.runtime import DEFAULT_LOCATOR
 
         # The file just written, scored on its own part of the job: the reader alone on crops.
-        result = evaluate(Pipeline(out, DEFAULT_LOCATOR), load_samples(args.test_data), "reader")
+        result = evaluate(Pipeline(out, DEFAULT_LOCATOR), test_samples, "reader")
         print(summary(result))
         test = {"data": args.test_data, "reader": {k: v for k, v in result.items() if k != "readings"}}
     card = model_card(run, out, args.quantize, test)

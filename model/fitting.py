@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from PIL import Image
 
+from model.cli import InputError
 from model.data import MAX_DIGITS, Sample, load_samples, split
 from model.preprocess import protocol_crop, to_input
 
@@ -109,7 +110,7 @@ def fit(model: keras.Model, batches, config, record: dict, check: keras.callback
     mean of the last epochs' weights, in --out as best.keras, with the last epoch, log.csv and
     train.json (the record, updated with the results at the end). -> the record."""
     if config.average_from and not 1 <= config.average_from <= config.epochs:
-        raise ValueError(f"--average-from {config.average_from}: the epochs are 1 to {config.epochs}")
+        raise InputError(f"--average-from {config.average_from}: the epochs are 1 to {config.epochs}")
     out_dir = Path(config.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = dict(asdict(config), **record)

@@ -1,6 +1,6 @@
 """Pseudo-labels for unlabelled photos: what a trained model reads with high confidence.
 
-    python -m model.pseudo --model model/svhn.tflite --data ../shared/data/svhn_unlabeled --out runs/pseudo.json
+    python -m model.pseudo --model model/svhn.tflite --data data/svhn_unlabeled --out runs/pseudo.json
 
 Keeps a photo only when the model's confidence in its whole reading is at least --threshold;
 a later training run (--pseudo runs/pseudo.json) learns from those photos as if labelled, and

@@ -18,13 +18,30 @@ import argparse
 import json
 from pathlib import Path
 
+from model.cli import InputError, said_plainly
 from model.runtime import DEFAULT_MODEL
+
+
+def check_inputs(recipe: dict, data: str, unlabelled: str | None, mnist: str | None) -> None:
+    """Every folder that some stage will need, before the first stage trains for an hour."""
+    needs = {"--data": data}
+    for stage in recipe["stages"]:
+        if stage.get("train", {}).get("mnist"):
+            needs["--mnist"] = mnist
+        if "pseudo_from" in stage:
+            needs["--unlabelled"] = unlabelled
+    for flag, folder in needs.items():
+        if not folder:
+            raise InputError(f"{flag} is needed: stages of this recipe learn from it")
+        if not Path(folder).is_dir():
+            raise InputError(f"{flag} {folder}: no such folder")
 
 
 def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | None, runs: Path, out: Path) -> dict:
     from model.export import export, model_card
     from model.train import Config, train
 
+    check_inputs(recipe, data, unlabelled, mnist)
     for stage in recipe["stages"]:
         folder = runs / stage["run"]
         done = folder / "train.json"
@@ -89,8 +106,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", default="runs", help="where each stage's checkpoints and logs go (outside git)")
     parser.add_argument("--out", default=str(DEFAULT_MODEL))
     args = parser.parse_args(argv)
-    recipe = json.loads(Path(args.recipe).read_text())
-    run_recipe(recipe, args.data, args.unlabelled, args.mnist, Path(args.runs), Path(args.out))
+    with said_plainly():
+        try:
+            recipe = json.loads(Path(args.recipe).read_text())
+        except json.JSONDecodeError as error:
+            raise InputError(f"{args.recipe}: not valid JSON ({error})") from None
+        run_recipe(recipe, args.data, args.unlabelled, args.mnist, Path(args.runs), Path(args.out))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Train the sequence network on SVHN format 1, with a validation split, checkpoints and a fixed seed.
 
-    python -m model.train --data ../shared/data/svhn --out runs/base
+    python -m model.train --data data/svhn --out runs/base
     python -m model.train --recipe model/recipe.json --data DIR --unlabelled DIR --mnist DIR   (the bundled model)
+
+With --recipe, the flags are the recipe's own: `python -m model.train --recipe FILE --help`.
 
 DATA is a labelled folder (labels.json or digitStruct.mat) or a root holding `train/`.
 Each training batch mixes augmented real photos with numbers recombined from real digit crops
@@ -20,6 +22,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
@@ -28,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from model.augment import augmented_input
-from model.cli import run
+from model.cli import InputError, run
 from model.ctc import build_ctc_model, ctc_loss, load_trunk
 from model.data import MAX_DIGITS, Sample
 from model.decode import BLANK, confidence_threshold, decode_batch
@@ -136,7 +140,7 @@ class NumberAccuracy(keras.callbacks.Callback):
         if monitor == "auto":
             monitor = "val_score" if drawings else "val_number_acc"
         if monitor != "val_number_acc" and not drawings:
-            raise ValueError(f"monitoring {monitor} needs held-out handwriting: give --mnist")
+            raise InputError(f"monitoring {monitor} needs held-out handwriting: give --mnist")
         # The confidence threshold is set on the pictures this reader is for: the drawings
         # for a drawing reader, the photos otherwise.
         self.monitor, self.threshold_on = monitor, drawings[1] if monitor == "val_handwriting_acc" else numbers
@@ -224,6 +228,9 @@ class Config:
     # trains faster than one process draws, so give it the machine's cores there.
     workers: int = 1
 
+    CHOICES: ClassVar[dict] = {"monitor": ("auto", "val_number_acc", "val_handwriting_acc", "val_score"),
+                               "sequence_head": ("positions", "ctc")}
+
 
 def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tuple[list, dict]:
     """The training mix: each optional source takes its share, real photos take the rest."""
@@ -253,19 +260,23 @@ def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tu
         counts["pseudo_labelled_photos"] = len(photos)
     rest = 1 - sum(share for share, _ in mix)
     if rest < 0:
-        raise ValueError(f"the shares of the optional sources add up to {1 - rest:.2f}, more than 1")
+        raise InputError(f"the shares of the optional sources add up to {1 - rest:.2f}, more than 1")
     mix.insert(0, (rest, real_photos(train_samples, images)))
     return mix, counts
 
 
 def train(config: Config, verbose: int = 1) -> dict:
     # Before the photos, fonts and MNIST load: a wrong flag should fail at once.
-    if config.sequence_head not in ("positions", "ctc") or (config.sequence_head == "ctc" and config.teacher):
-        raise ValueError(f"--sequence-head {config.sequence_head}: positions, or ctc without a teacher")
+    if config.sequence_head not in Config.CHOICES["sequence_head"] or (config.sequence_head == "ctc" and config.teacher):
+        raise InputError(f"--sequence-head {config.sequence_head}: positions, or ctc without a teacher")
     if config.teacher and config.workers > 1:  # the teacher's LiteRT interpreter was never tried in forked workers
-        raise ValueError("--teacher reads every example in one interpreter: use --workers 1")
+        raise InputError("--teacher reads every example in one interpreter: use --workers 1")
     if config.init_trunk and config.sequence_head != "ctc":
-        raise ValueError("--init-trunk starts a ctc reader's conv layers: give --sequence-head ctc too")
+        raise InputError("--init-trunk starts a ctc reader's conv layers: give --sequence-head ctc too")
+    for flag, path in (("init", config.init), ("init-trunk", config.init_trunk), ("teacher", config.teacher),
+                       ("pseudo", config.pseudo)):
+        if path and not Path(path).is_file():
+            raise InputError(f"--{flag} {path}: no such file")
     keras.utils.set_random_seed(config.seed)
     folder, train_samples, val_samples, images = training_photos(config.data, config.val_fraction, config.val_seed)
     mix, counts = sources_for(config, train_samples, images)
@@ -306,7 +317,7 @@ def train(config: Config, verbose: int = 1) -> dict:
 if __name__ == "__main__":
     import sys
 
-    if "--recipe" in sys.argv:  # every stage of the bundled model in one command (model/recipe.py)
+    if any(arg == "--recipe" or arg.startswith("--recipe=") for arg in sys.argv):  # every stage of the bundled model (model/recipe.py)
         from model import recipe
 
         recipe.main()

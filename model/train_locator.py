@@ -1,6 +1,6 @@
 """Train the localiser (model/locator_net.py) that finds house numbers in whole pictures.
 
-    python -m model.train_locator --data ../shared/data/svhn --mnist ../shared/data/mnist --out runs/locator
+    python -m model.train_locator --data data/svhn --mnist data/mnist --out runs/locator
 
 It holds out the same validation photos as `model.train` (same fraction and val_seed), so neither
 network ever sees them. After every epoch it looks for the number in those photos as they are

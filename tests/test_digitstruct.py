@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
+from model.cli import InputError
 from model.data import Sample, load_samples, read_digit_struct
 
 KEYS = ("label", "left", "top", "width", "height")
@@ -142,5 +143,23 @@ def test_labels_json_wins_over_digit_struct(mat_folder: Path) -> None:
 
 def test_load_samples_without_labels_raises(tmp_path: Path) -> None:
     (tmp_path / "1.png").write_bytes(b"not really a png")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(InputError, match="neither labels.json nor digitStruct.mat"):
         load_samples(tmp_path)
+
+
+@pytest.mark.parametrize("text, says", [
+    ("", "no such folder"),
+    ('{"1.png": [{"label": 1, "left": 2', "not valid JSON"),
+    ('["1.png"]', "map each image's file name"),
+    ('{"1.png": [{"label": 1, "left": 2, "width": 3, "height": 4}]}', "'1.png' need label, left, top, width and height"),
+    ('{"1.png": [{"label": "x", "left": 2, "top": 1, "width": 3, "height": 4}]}', "'1.png' need label"),
+])
+def test_a_mistaken_label_folder_is_named_in_one_line(tmp_path: Path, text: str, says: str) -> None:
+    # A user's own folder: what is wrong, and where, rather than a KeyError from deep inside.
+    folder = tmp_path / "labelled"
+    if text:
+        folder.mkdir()
+        (folder / "labels.json").write_text(text)
+    with pytest.raises(InputError, match=says) as caught:
+        load_samples(folder)
+    assert str(folder) in str(caught.value)

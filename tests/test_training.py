@@ -276,8 +276,10 @@ def test_ensemble_averages_its_members_probabilities(tmp_path):
 def test_recipe_asks_for_the_folders_its_stages_need(tmp_path):
     from model.recipe import run_recipe
 
+    from model.cli import InputError
+
     recipe = {"stages": [{"run": "hand", "train": {"mnist": True}}]}
-    with pytest.raises(SystemExit, match="--mnist"):
+    with pytest.raises(InputError, match="--mnist"):
         run_recipe(recipe, str(FIXTURES / "svhn_train"), None, None, tmp_path, tmp_path / "m.tflite")
 
 

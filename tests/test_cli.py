@@ -1,0 +1,76 @@
+"""The training side's command lines, as a user meets them: a mistake in what they point at is one
+line and a non-zero exit, before any training starts or any bundled file is overwritten."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.cli import InputError
+from model.data import load_samples
+from model.recipe import check_inputs
+from scripts.device_bundle import bundle
+from tests.conftest import FIXTURES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def command(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def said_in_one_line(done: subprocess.CompletedProcess, words: str) -> None:
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert words in last, done.stderr
+
+
+def test_a_missing_data_folder_is_one_line(tmp_path):
+    said_in_one_line(command("model.train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")),
+                     "nowhere: no such folder")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flags, words", [
+    (("--epochs", "0"), "--epochs must be at least 1"),
+    (("--monitor", "val_acc"), "invalid choice: 'val_acc'"),
+])
+def test_a_flag_out_of_range_is_refused_before_anything_loads(tmp_path, flags, words):
+    done = command("model.train", "--data", str(FIXTURES / "svhn_train"), "--out", str(tmp_path / "run"), *flags)
+    assert done.returncode == 2 and words in done.stderr, done.stderr
+
+
+def test_the_recipe_names_a_missing_folder_before_its_first_stage(tmp_path):
+    # Its second stage needs the unlabelled photos: without them, it once trained an hour first.
+    recipe = json.loads((ROOT / "model" / "recipe.json").read_text())
+    with pytest.raises(InputError, match="--unlabelled is needed"):
+        check_inputs(recipe, str(FIXTURES / "svhn_train"), None, str(tmp_path))
+    with pytest.raises(InputError, match="--mnist .*nowhere: no such folder"):
+        check_inputs(recipe, str(FIXTURES / "svhn_train"), str(tmp_path), str(tmp_path / "nowhere"))
+    check_inputs(recipe, str(FIXTURES / "svhn_train"), str(tmp_path), str(tmp_path))
+    said_in_one_line(command("model.train", f"--recipe={tmp_path / 'missing.json'}", "--data", "x"), "missing.json")
+
+
+def test_export_with_a_wrong_test_folder_writes_nothing(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.keras").write_bytes(b"")  # never read: the test folder is checked first
+    (run / "train.json").write_text("{}")
+    out = tmp_path / "svhn.tflite"
+    said_in_one_line(command("model.export", "--run", str(run), "--out", str(out), "--test-data", str(tmp_path / "nowhere")),
+                     "no such folder")
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    said_in_one_line(command("model.export", "--run", str(tmp_path / "norun"), "--out", str(out)), "no such checkpoint")
+
+
+def test_the_device_bundle_keeps_the_photos_labels_and_held_out_order(tmp_path, mnist_dir):
+    sizes = bundle(FIXTURES / "svhn_train", mnist_dir, None, tmp_path / "bundle")
+    assert set(sizes) == {"mnist", "svhn"}
+    ours, theirs = load_samples(tmp_path / "bundle" / "svhn"), load_samples(FIXTURES / "svhn_train")
+    assert [(s.path.name, s.digits, s.boxes) for s in ours] == [(s.path.name, s.digits, s.boxes) for s in theirs]
+    for mine, original in zip(ours[:5], theirs[:5]):  # grey, as training reads every photo, and the same pixels
+        with Image.open(mine.path) as grey, Image.open(original.path) as colour:
+            assert grey.mode == "L" and np.array_equal(np.asarray(grey), np.asarray(colour.convert("L")))
