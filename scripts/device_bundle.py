@@ -29,6 +29,9 @@ from pathlib import Path
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project's own loader reads either label layout
+from model.data import load_samples  # noqa: E402
+
 # The Keras that trains here, and the two of its needs that the GPU machine's image lacks (absl-py,
 # h5py, ml-dtypes, numpy, packaging and rich are there).
 KERAS = next(line.strip() for line in (ROOT / "requirements-dev.txt").read_text().splitlines() if line.startswith("keras=="))
@@ -43,12 +46,15 @@ def grey_copy(source: Path, target: Path) -> None:
 
 def bundle(svhn: Path, mnist: Path, pseudo: Path | None, out: Path) -> dict[str, int]:
     """-> bytes written per part."""
-    labels = json.loads((svhn / "labels.json").read_text())
+    samples = load_samples(svhn)  # labels.json or the official digitStruct.mat
     (out / "svhn").mkdir(parents=True, exist_ok=True)
-    for name in labels:
-        grey_copy(svhn / name, out / "svhn" / name)
-    # The same file, so the same order of photos, so model.train holds out the same 200.
-    shutil.copy(svhn / "labels.json", out / "svhn" / "labels.json")
+    for sample in samples:
+        grey_copy(sample.path, out / "svhn" / sample.path.name)
+    # In our format whatever the source's; load_samples orders photos by name either way, so
+    # model.train holds out the same ones there as here.
+    labels = {s.path.name: [{"label": digit, "left": left, "top": top, "width": width, "height": height}
+                            for digit, (left, top, width, height) in zip(s.digits, s.boxes)] for s in samples}
+    (out / "svhn" / "labels.json").write_text(json.dumps(labels))
 
     (out / "mnist").mkdir(exist_ok=True)
     for name in MNIST_TRAIN:
@@ -69,7 +75,7 @@ def bundle(svhn: Path, mnist: Path, pseudo: Path | None, out: Path) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--svhn", type=Path, required=True, help="labelled photos in our label format (labels.json)")
+    parser.add_argument("--svhn", type=Path, required=True, help="labelled photos (labels.json or digitStruct.mat)")
     parser.add_argument("--mnist", type=Path, required=True, help="MNIST folder (idx files)")
     parser.add_argument("--pseudo", type=Path, help="model.pseudo's file: its kept photos travel too")
     parser.add_argument("--out", type=Path, default=Path(".device"))
