@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.speed [--images tests/fixtures/svhn_test] [--repeat 5]
 
 Measures, in one fresh process: resident memory after importing the app and loading the model,
-the model time per image (LiteRT invokes of the localiser and of the reader on each candidate), and the end-to-end /predict time through Flask's
+one invoke of each network alone (median of 300), the model time per image (LiteRT invokes of
+the localiser and of the reader on each candidate), and the end-to-end /predict time through Flask's
 test client (decode + preprocess + model + JSON), as p50/p95 over every image x repeat; the
 same for pen drawings sent as the page's pad sends them (?kind=drawing), and for a
 12-megapixel phone JPEG with a number and one of a bare wall (where the localiser, finding nothing
@@ -27,6 +28,25 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu() -> str:
+    """The processor and the instructions LiteRT's int8 kernels gain most from: the same models run
+    several times faster where the CPU has int8 dot products (AVX-512 VNNI or AVX-VNNI)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.processor() or platform.machine())
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    has = [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if flag in flags]
+    return f"{name}, {os.cpu_count()} cores ({', '.join(has) or 'no AVX2'})"
+
+
+def invoke_ms(model, runs: int = 300) -> float:
+    """Median time of one call of a loaded network on a blank input: what one look or one reading costs."""
+    import numpy as np  # here, not at the top: the interpreter's own memory is measured before the app's imports
+
+    blank = np.zeros((1, *model.input_shape), np.float32)
+    return float(np.median([model.run(blank)[1] for _ in range(runs)]))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -62,6 +82,9 @@ def main() -> None:
 
     app = create_app()
     loaded = rss_mb()
+    pipeline = app.extensions["pipeline"]
+    invokes = {name: invoke_ms(model) for name, model in
+               (("localiser", pipeline.locator), ("reader", pipeline.reader), ("drawing reader", pipeline.drawings))}
     client = app.test_client()
     files = sorted(Path(args.images).glob("*.png"))
     model_ms, total_ms = [], []
@@ -101,13 +124,14 @@ def main() -> None:
         bare_ms.append((time.perf_counter() - started) * 1000)
         bare_model_ms.append(bare_body["model_ms"])
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {cpu()}, Python {platform.python_version()}")
     sizes = " + ".join(f"{Path(app.config[key]).stat().st_size / 1e6:.1f} MB"
                        for key in ("LOCATOR_PATH", "MODEL_PATH", "DRAWING_MODEL_PATH"))
-    print(f"models: {app.extensions['pipeline'].name} and {app.extensions['pipeline'].drawings.name} ({sizes})")
+    print(f"models: {pipeline.name} and {pipeline.drawings.name} ({sizes})")
     print(f"tensorflow imported: {'tensorflow' in sys.modules}")
     print(f"memory: {base:.0f} MB interpreter, {loaded:.0f} MB with app and model, {after_pngs:.0f} MB after {len(total_ms)} "
           f"photos, {rss_mb():.0f} MB after {len(drawing_ms)} drawings and {len(phone_ms) + len(bare_ms)} 12-megapixel JPEGs more")
+    print("one invoke (LiteRT, 1 thread, median of 300): " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in invokes.items()))
     print(f"model time:      p50 {percentile(model_ms, 50):.2f} ms  p95 {percentile(model_ms, 95):.2f} ms")
     print(f"/predict (in-process, PNG of {len(files)} SVHN test photos x {args.repeat}): "
           f"p50 {percentile(total_ms, 50):.2f} ms  p95 {percentile(total_ms, 95):.2f} ms")
