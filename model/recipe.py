@@ -37,7 +37,18 @@ def check_inputs(recipe: dict, data: str, unlabelled: str | None, mnist: str | N
             raise InputError(f"{flag} {folder}: no such folder")
 
 
-def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | None, runs: Path, out: Path) -> dict:
+def shortened(settings: dict, overrides: dict) -> dict:
+    """A stage's settings with the quick run's epochs and steps; its weight average, if any, from
+    the last epoch it now has."""
+    settings = {**settings, **overrides}
+    if settings.get("average_from") and "epochs" in overrides:
+        settings["average_from"] = min(settings["average_from"], overrides["epochs"])
+    return settings
+
+
+def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | None, runs: Path, out: Path,
+               overrides: dict | None = None) -> dict:
+    """Every stage in order; `overrides` ({"epochs": 1, "steps": 2}) shortens each, for a quick run."""
     from model.export import export, model_card
     from model.train import Config, train
 
@@ -54,7 +65,7 @@ def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | Non
             print(f"stage {stage['run']}: averaging {', '.join(stage['ensemble'])} into {folder}")
             build([runs / member for member in stage["ensemble"]], folder)
             continue
-        settings = dict(stage.get("train", {}))
+        settings = shortened(stage.get("train", {}), overrides or {})
         if settings.pop("mnist", False):
             if not mnist:
                 raise SystemExit(f"stage {stage['run']} learns from handwriting: give --mnist")
@@ -105,13 +116,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mnist", help="MNIST folder (idx files)")
     parser.add_argument("--runs", default="runs", help="where each stage's checkpoints and logs go (outside git)")
     parser.add_argument("--out", default=str(DEFAULT_MODEL))
+    parser.add_argument("--epochs", type=int, help="every stage trains this many epochs instead of its own (a quick run)")
+    parser.add_argument("--steps", type=int, help="and this many batches an epoch")
     args = parser.parse_args(argv)
+    overrides = {key: value for key, value in (("epochs", args.epochs), ("steps", args.steps)) if value is not None}
+    if any(value < 1 for value in overrides.values()):
+        parser.error("--epochs and --steps must be at least 1")
+    if overrides and Path(args.out).resolve() == DEFAULT_MODEL.resolve():
+        # Its drawing reader would go beside it too, over the bundled one.
+        parser.error("a shortened recipe would overwrite the bundled readers: give --out elsewhere")
     with said_plainly():
         try:
             recipe = json.loads(Path(args.recipe).read_text())
         except json.JSONDecodeError as error:
             raise InputError(f"{args.recipe}: not valid JSON ({error})") from None
-        run_recipe(recipe, args.data, args.unlabelled, args.mnist, Path(args.runs), Path(args.out))
+        run_recipe(recipe, args.data, args.unlabelled, args.mnist, Path(args.runs), Path(args.out), overrides)
 
 
 if __name__ == "__main__":

@@ -232,6 +232,21 @@ def test_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     assert capsys.readouterr().out.count("already trained") == 3
 
 
+def test_a_shortened_recipe_trains_each_stage_briefly_and_keeps_the_bundled_reader(tmp_path, capsys):
+    from model.recipe import main, run_recipe, shortened
+
+    assert shortened({"epochs": 40, "average_from": 6, "lr": 5e-4}, {"epochs": 1, "steps": 2}) == \
+        {"epochs": 1, "steps": 2, "average_from": 1, "lr": 5e-4}
+    long = {"epochs": 40, "steps": 200, "batch": 8, "widths": [8, 16], "dense": 16, "average_from": 6}
+    run_recipe({"stages": [{"run": "long", "train": long}], "export": {"quantize": "none"}},
+               str(FIXTURES / "svhn_train"), None, None, tmp_path / "runs", tmp_path / "r.tflite", {"epochs": 1, "steps": 2})
+    record = json.loads((tmp_path / "runs" / "long" / "train.json").read_text())
+    assert record["epochs"] == 1 and record["steps"] == 2 and (tmp_path / "r.tflite").exists()
+    with pytest.raises(SystemExit) as caught:  # the bundled file is the default --out
+        main(["--recipe", "model/recipe.json", "--data", str(FIXTURES / "svhn_train"), "--epochs", "1"])
+    assert caught.value.code == 2 and "would overwrite the bundled readers" in capsys.readouterr().err
+
+
 def test_a_recipe_stage_starts_a_column_reader_from_an_earlier_stages_trunk(tmp_path):
     from model.recipe import run_recipe
 
