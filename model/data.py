@@ -67,6 +67,8 @@ def load_samples(folder: str | Path) -> list[Sample]:
         except (KeyError, TypeError, ValueError) as error:
             raise InputError(f"{folder}: the labels of {name!r} need label, left, top, width and height as numbers "
                              f"for each digit ({type(error).__name__}: {error})") from None
+    if not samples:
+        raise InputError(f"{folder}: its labels name no image")
     return sorted(samples, key=lambda s: (len(s.path.stem), s.path.stem))
 
 

@@ -107,7 +107,7 @@ def main() -> None:
         test_samples = load_samples(args.test_data) if args.test_data else None
     export(run / args.checkpoint, out, args.quantize)
     test = None
-    if test_samples:
+    if test_samples is not None:
         from model.evaluate import evaluate, summary
         from model.pipeline import Pipeline
         from model.runtime import DEFAULT_LOCATOR

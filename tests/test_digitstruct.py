@@ -151,6 +151,7 @@ def test_load_samples_without_labels_raises(tmp_path: Path) -> None:
     ("", "no such folder"),
     ('{"1.png": [{"label": 1, "left": 2', "not valid JSON"),
     ('["1.png"]', "map each image's file name"),
+    ("{}", "its labels name no image"),
     ('{"1.png": [{"label": 1, "left": 2, "width": 3, "height": 4}]}', "'1.png' need label, left, top, width and height"),
     ('{"1.png": [{"label": "x", "left": 2, "top": 1, "width": 3, "height": 4}]}', "'1.png' need label"),
 ])
