@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test model ablation sizing clean
+.PHONY: run test dev model ablation sizing clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,6 +25,9 @@ run: $(VENV)/.serve
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
+
+# The training side's environment alone (what `make test` sets up before it runs the tests).
+dev: $(VENV)/.dev
 
 # The bundled models, end to end (see README, "Training"): the reader's stages (model/recipe.json:
 # a first reader on the labelled photos, then readers that also learn from the unlabelled photos

@@ -1,10 +1,9 @@
 """gunicorn settings, read by the Procfile's command (Heroku) and by `make run`.
 
 Chosen from `python -m bench.load` and `python -m bench.peak` on the project's 2-core machine (figures
-in the README, "Load"): a read costs about 5 ms of CPU with the localiser and the two-network reader
-(2 ms with one reader alone) whatever the workers and threads, a worker holds about 91 MB and does not grow over 10,000
-requests (30,000 with the reader alone), and the costliest picture the limits let
-in takes a worker to about 260 MB for the moment it is decoded.
+in the README, "Load"): a read's CPU cost is the same whatever the workers and
+threads, a worker holds about 91 MB and does not grow over 10,000 requests, and the costliest
+picture the limits let in takes a worker to about 260 MB for the moment it is decoded.
 """
 import os
 
@@ -23,7 +22,7 @@ timeout = 30
 graceful_timeout = 10
 # Memory did not grow over 30,000 requests, so recycling is insurance against slow leaks in native
 # libraries (LiteRT, libheif, Pillow's decoders) on paths the load test does not take. At full load
-# (about 300 requests/s here) a worker restarts about every 70 s and its 0.5 s start is lost in the noise;
+# (69 requests/s on the present host) a worker restarts about every 5 minutes and its 0.5 s start is lost in the noise;
 # the jitter keeps the two workers from restarting together.
 max_requests = 10000
 max_requests_jitter = 1000

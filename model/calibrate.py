@@ -24,13 +24,12 @@ from PIL import Image
 
 from model.cli import said_plainly
 from model.data import Sample
-from model.decode import confidence_threshold
+from model.decode import CONFIDENT_ACCURACY, confidence_threshold
 from model.evaluate import SEED, decoded, pictures, validation_samples
+from model.heatmap import FALSE_ALARMS
 from model.pipeline import Pipeline
 from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL
 from model.scenes import negatives_of
-from model.train import CONFIDENT_ACCURACY
-from model.train_locator import FALSE_ALARMS
 
 # The pictures a visitor sends: cut close, as taken, or the number small in a wide view.
 ANSWER_PROTOCOLS = ("crop", "whole", "scene")

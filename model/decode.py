@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 BLANK = 10  # digit class for positions past the end of the number
+CONFIDENT_ACCURACY = 0.98  # "confident" readings are right this often on validation
 
 
 def decode(length_probs: np.ndarray, digit_probs: np.ndarray) -> tuple[str, float]:

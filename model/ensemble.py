@@ -1,7 +1,7 @@
 """Several trained readers as one network that averages their probabilities.
 
     python -m model.ensemble --runs runs/stage4 runs/reg3 --out runs/ensemble
-    python -m model.export --run runs/ensemble --quantize dynamic
+    python -m model.export --run runs/ensemble --out runs/ensemble/svhn.tflite --quantize dynamic
 
 Readers trained apart (another start, mix and regularisation) misread different photos, so the
 average of their probabilities, head by head, is right more often than either. The result is a
@@ -18,11 +18,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from model.cli import said_plainly
 from model.data import held_out_by
-from model.decode import confidence_threshold, decode_batch
+from model.decode import CONFIDENT_ACCURACY, confidence_threshold, decode_batch
 from model.fitting import crop_inputs, training_photos
 from model.preprocess import INPUT_SIZE
-from model.train import CONFIDENT_ACCURACY
 
 HEADS = ("length", "digits")
 
@@ -70,4 +70,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with said_plainly():  # a wrong folder or file is one line, not a traceback
+        main()

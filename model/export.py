@@ -1,9 +1,10 @@
-"""Freeze a trained checkpoint into the bundled LiteRT model and its model card.
+"""Freeze a trained checkpoint into a LiteRT model and its model card.
 
-    python -m model.export --run runs/base --test-data data/svhn/test
+    python -m model.export --run runs/base --out runs/base/svhn.tflite --test-data data/svhn/test
 
-Writes model/svhn.tflite and model/svhn.json (input size, training data and steps,
-validation and test accuracy, date); a localiser's run (model.train_locator) goes to
+Writes the .tflite and its card beside it (runs/base/svhn.json: input size, training data and
+steps, validation and test accuracy, date). --out model/svhn.tflite replaces the bundled reader
+(the server loads it, or MODEL_PATH); a localiser's run (model.train_locator) goes to
 --out model/locator.tflite the same way, and a drawing reader's (kept on handwriting:
 --monitor val_handwriting_acc) to --out model/drawing.tflite. With --test-data the exported file itself is scored
 through the runtime, so the card's figures are those of the file that ships.
@@ -20,7 +21,6 @@ from model.cli import InputError, said_plainly
 from model.data import load_samples
 from model.heatmap import GRID, LOCATOR_SIZE
 from model.preprocess import INPUT_SIZE
-from model.runtime import DEFAULT_MODEL
 
 RESULTS = ("out", "best_val_number_acc", "best_val_found", "best_epoch", "confidence_threshold", "found_threshold")
 
@@ -91,7 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="training output folder (best.keras, train.json)")
     parser.add_argument("--checkpoint", default="best.keras")
-    parser.add_argument("--out", default=str(DEFAULT_MODEL))
+    # No default: the bundled model/svhn.tflite is replaced only when named.
+    parser.add_argument("--out", required=True, help="the .tflite to write (its card goes beside it), e.g. runs/base/svhn.tflite")
     parser.add_argument("--quantize", choices=["none", "dynamic"], default="none",
                         help="dynamic: int8 weights, float activations (4x smaller)")
     parser.add_argument("--test-data", help="a reader's only: labelled folder to score the exported file on (crop protocol)")

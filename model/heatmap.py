@@ -18,6 +18,7 @@ LOCATOR_SIZE = 192  # the longer side of the picture, as the localiser sees it
 STRIDE = 8  # pixels of that picture per heat-map cell
 GRID = LOCATOR_SIZE // STRIDE
 CHANNELS = 5  # heat, centre offset x and y in the cell, log width and log height in cells
+FALSE_ALARMS = 0.025  # share of digit-free validation pictures allowed to score above the "found" threshold
 
 
 def letterbox(image: Image.Image) -> tuple[Image.Image, float]:

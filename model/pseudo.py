@@ -15,15 +15,29 @@ from pathlib import Path
 
 from PIL import Image
 
+from model.cli import InputError, said_plainly
 from model.preprocess import CROP_MARGIN
+
+
+def photos_in(folder: str) -> list[Path]:
+    """Every picture Pillow can open in the folder, whatever the case of its extension (IMG_1.JPEG)."""
+    if not Path(folder).is_dir():
+        raise InputError(f"{folder}: no such folder of unlabelled photos")
+    readable = {ext for ext, kind in Image.registered_extensions().items() if kind in Image.OPEN}
+    photos = sorted(path for path in Path(folder).iterdir() if path.suffix.lower() in readable)
+    if not photos:
+        # Training would otherwise go on without the source, and say nothing.
+        raise InputError(f"{folder}: no pictures in it ({', '.join(sorted(readable)[:6])}, ...)")
+    return photos
 
 
 def label_folder(model: str, folder: str, threshold: float) -> dict:
     from model.runtime import Reader
 
+    photos = photos_in(folder)
     reader = Reader(model)
     labels, seen = {}, 0
-    for path in sorted(Path(folder).glob("*.png")) + sorted(Path(folder).glob("*.jpg")):
+    for path in photos:
         with Image.open(path) as image:
             reading = reader.read(image.convert("RGB"))
         seen += 1
@@ -57,10 +71,11 @@ def main() -> None:
     parser.add_argument("--threshold", type=float,
                         help="default: the model card's confidence_threshold (98%% right on validation)")
     args = parser.parse_args()
-    threshold = args.threshold
-    if threshold is None:
-        threshold = json.loads(Path(args.model).with_suffix(".json").read_text())["confidence_threshold"]
-    record = label_folder(args.model, args.data, threshold)
+    with said_plainly():
+        threshold = args.threshold
+        if threshold is None:
+            threshold = json.loads(Path(args.model).with_suffix(".json").read_text())["confidence_threshold"]
+        record = label_folder(args.model, args.data, threshold)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1))
     print(f"kept {record['kept']} of {record['photos']} photos at confidence >= {threshold:.3f}")

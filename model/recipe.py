@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from model.cli import InputError, said_plainly
-from model.runtime import DEFAULT_MODEL
+from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL
 
 
 def check_inputs(recipe: dict, data: str, unlabelled: str | None, mnist: str | None) -> None:
@@ -44,6 +44,15 @@ def shortened(settings: dict, overrides: dict) -> dict:
     if settings.get("average_from") and "epochs" in overrides:
         settings["average_from"] = min(settings["average_from"], overrides["epochs"])
     return settings
+
+
+def export_targets(recipe: dict, out: Path) -> dict[str, Path]:
+    """Stage -> the .tflite it is exported to: the photo reader to `out`, a stage with "export"
+    (the drawing reader) beside it."""
+    reader = recipe.get("export", {}).get("reader", recipe["stages"][-1]["run"])
+    targets = {reader: out}
+    targets.update({stage["run"]: out.with_name(stage["export"]) for stage in recipe["stages"] if "export" in stage})
+    return targets
 
 
 def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | None, runs: Path, out: Path,
@@ -80,12 +89,9 @@ def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | Non
                 settings[key] = str(start if start.suffix == ".keras" else start / "best.keras")
         print(f"stage {stage['run']}: training into {folder}")
         train(Config(data=data, out=str(folder), **settings), verbose=2)
-    settings = recipe.get("export", {})
-    quantize = settings.get("quantize", "none")
-    targets = {settings.get("reader", recipe["stages"][-1]["run"]): out}
-    targets.update({stage["run"]: out.with_name(stage["export"]) for stage in recipe["stages"] if "export" in stage})
+    quantize = recipe.get("export", {}).get("quantize", "none")
     cards = {}
-    for run, target in targets.items():
+    for run, target in export_targets(recipe, out).items():
         export(runs / run / "best.keras", target, quantize)
         cards[run] = model_card(runs / run, target, quantize, None)
         target.with_suffix(".json").write_text(json.dumps(cards[run], indent=2) + "\n")
@@ -122,14 +128,15 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {key: value for key, value in (("epochs", args.epochs), ("steps", args.steps)) if value is not None}
     if any(value < 1 for value in overrides.values()):
         parser.error("--epochs and --steps must be at least 1")
-    if overrides and Path(args.out).resolve() == DEFAULT_MODEL.resolve():
-        # Its drawing reader would go beside it too, over the bundled one.
-        parser.error("a shortened recipe would overwrite the bundled readers: give --out elsewhere")
     with said_plainly():
         try:
             recipe = json.loads(Path(args.recipe).read_text())
         except json.JSONDecodeError as error:
             raise InputError(f"{args.recipe}: not valid JSON ({error})") from None
+        bundled = {path.resolve() for path in (DEFAULT_MODEL, DEFAULT_DRAWING, DEFAULT_LOCATOR)}
+        overwritten = [str(path) for path in export_targets(recipe, Path(args.out)).values() if path.resolve() in bundled]
+        if overrides and overwritten:
+            raise InputError(f"a shortened recipe would overwrite the bundled {', '.join(overwritten)}: give --out elsewhere")
         run_recipe(recipe, args.data, args.unlabelled, args.mnist, Path(args.runs), Path(args.out), overrides)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from model.cli import said_plainly
 from model.data import held_out_by
 
 MEMBER = re.compile(r"member_(\d+)")
@@ -149,4 +150,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with said_plainly():  # a wrong folder or file is one line, not a traceback
+        main()

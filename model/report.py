@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from model.cli import said_plainly
 from model.data import load_samples
 from model.preprocess import protocol_crop, union_box
 
@@ -327,4 +328,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with said_plainly():  # a wrong folder or file is one line, not a traceback
+        main()

@@ -2,7 +2,7 @@
 
 This is the only place the networks run, for the web app and for evaluation alike. It imports
 ai-edge-litert, numpy and Pillow, never TensorFlow: a worker with all three models holds about
-87 MB under load (bench/load.py; TensorFlow alone would take about 570 MB).
+91 MB under load (bench/load.py; TensorFlow alone would take about 570 MB).
 """
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ class LiteModel:
 
     def __init__(self, model_path: str | Path, num_threads: int = 1):
         self.path = Path(model_path)
+        if not self.path.is_file():  # LiteRT's own message ("Could not open") names neither cause nor file kind
+            raise FileNotFoundError(f"{self.path}: no such model file")
         card = self.path.with_suffix(".json")
         self.card = json.loads(card.read_text()) if card.exists() else {}
         self.name = self.card.get("name", self.path.stem)

@@ -35,7 +35,7 @@ from model.augment import augmented_input
 from model.cli import InputError, run
 from model.ctc import build_ctc_model, ctc_loss, load_trunk
 from model.data import MAX_DIGITS, Sample
-from model.decode import BLANK, confidence_threshold, decode_batch
+from model.decode import BLANK, CONFIDENT_ACCURACY, confidence_threshold, decode_batch
 from model.fitting import SeededBatches, compile_model, crop_inputs, fit, save_record, training_photos
 from model.handwriting import Handwriting, font_digits, load_mnist
 from model.net import WIDTHS, build_model
@@ -46,7 +46,6 @@ from model.surfaces import background
 from model.synth import DigitBank
 
 INPUT_SHAPE = (INPUT_SIZE, INPUT_SIZE, 1)
-CONFIDENT_ACCURACY = 0.98  # "confident" readings are right this often on validation
 Source = Callable[[np.random.Generator], tuple[Image.Image, tuple[int, ...], tuple[float, float, float, float]]]
 
 

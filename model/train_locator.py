@@ -23,7 +23,7 @@ from model.augment import damage
 from model.cli import run
 from model.fitting import SeededBatches, compile_model, fit, save_record, training_photos
 from model.handwriting import Handwriting, load_mnist
-from model.heatmap import CHANNELS, GRID, LOCATOR_SIZE, decode, encode, iou, letterbox, locator_input
+from model.heatmap import CHANNELS, FALSE_ALARMS, GRID, LOCATOR_SIZE, decode, encode, iou, letterbox, locator_input
 from model.locator_net import HEAD, WIDTHS, build_locator, locator_loss
 from model.preprocess import normalise, union_box
 from model.pseudo import load_pseudo_labels, pseudo_photos
@@ -31,7 +31,6 @@ from model.render import FONT_DIRS, FontNumbers, font_files, usable_fonts
 from model.scenes import Lettering, Pictures, negatives_of, scene_of
 from model.synth import walls_of
 
-FALSE_ALARMS = 0.025  # share of digit-free validation pictures allowed to score above the "found" threshold
 HIT_IOU = 0.5  # a found box is right when it overlaps the true number box this much
 
 

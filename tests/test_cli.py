@@ -11,7 +11,9 @@ from PIL import Image
 
 from model.cli import InputError
 from model.data import load_samples
-from model.recipe import check_inputs
+from model.pseudo import photos_in
+from model.recipe import check_inputs, export_targets
+from model.recipe import main as recipe_main
 from scripts.device_bundle import bundle
 from tests.conftest import FIXTURES
 
@@ -64,6 +66,41 @@ def test_export_with_a_wrong_test_folder_writes_nothing(tmp_path):
                      "no such folder")
     assert not out.exists() and not out.with_suffix(".json").exists()
     said_in_one_line(command("model.export", "--run", str(tmp_path / "norun"), "--out", str(out)), "no such checkpoint")
+
+
+@pytest.mark.parametrize("out", ["model/svhn.tflite", "model/quick.tflite"])
+def test_a_shortened_recipe_never_writes_over_a_bundled_model(out):
+    # model/quick.tflite is no bundled file, but the drawing reader would go beside it, over model/drawing.tflite.
+    with pytest.raises(SystemExit, match=r"error: a shortened recipe would overwrite the bundled .*drawing\.tflite"):
+        recipe_main(["--recipe", "model/recipe.json", "--data", "x", "--epochs", "1", "--out", str(ROOT / out)])
+
+
+def test_a_shortened_recipe_writes_every_model_beside_its_out(tmp_path):
+    recipe = json.loads((ROOT / "model" / "recipe.json").read_text())
+    targets = export_targets(recipe, tmp_path / "svhn.tflite")
+    assert set(targets.values()) == {tmp_path / "svhn.tflite", tmp_path / "drawing.tflite"}
+
+
+def test_export_writes_only_where_it_is_told(tmp_path):
+    # It once defaulted to the bundled reader, which a single run's float32 network then replaced.
+    done = command("model.export", "--run", str(tmp_path))
+    assert done.returncode == 2 and "--out" in done.stderr, done.stderr
+
+
+def test_a_missing_model_file_is_one_line(tmp_path):
+    said_in_one_line(command("model.evaluate", "--data", str(FIXTURES / "svhn_test"), "--protocol", "crop",
+                             "--model", str(tmp_path / "nope.tflite")), "nope.tflite: no such model file")
+
+
+def test_unlabelled_photos_are_found_whatever_their_extension(tmp_path):
+    with pytest.raises(InputError, match="no such folder"):
+        photos_in(str(tmp_path / "nowhere"))
+    with pytest.raises(InputError, match="no pictures in it"):
+        photos_in(str(tmp_path))  # pseudo-labelling once found nothing here, and training went on without a word
+    for name in ("a.jpeg", "b.JPG", "c.webp", "d.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name, format={"JPG": "JPEG"}.get(name[2:].upper(), name[2:].upper()))
+    (tmp_path / "notes.txt").write_text("not a photo")
+    assert [path.name for path in photos_in(str(tmp_path))] == ["a.jpeg", "b.JPG", "c.webp", "d.png"]
 
 
 def test_the_device_bundle_keeps_the_photos_labels_and_held_out_order(tmp_path, mnist_dir):

@@ -99,6 +99,31 @@ def test_a_blank_sheet_is_no_number(pipeline):
     assert not answer.found and answer.number == "" and answer.best is None and answer.candidates == []
 
 
+def pen_marks(*lines, width=16) -> Image.Image:
+    """Lines on the pad's 480x240 sheet with its 16-pixel pen; a line from a point to itself is a tap's dot."""
+    image = Image.new("RGB", (480, 240), "white")
+    draw = ImageDraw.Draw(image)
+    for x0, y0, x1, y1 in lines:
+        if (x0, y0) == (x1, y1):
+            draw.ellipse((x0 - width / 2, y0 - width / 2, x0 + width / 2, y0 + width / 2), fill="#111")
+        else:
+            draw.line((x0, y0, x1, y1), fill="#111", width=width)
+    return image
+
+
+@pytest.mark.parametrize("lines", [[(240, 120, 240, 120)], [(150, 120, 330, 120)], [(230, 120, 250, 120)],
+                                   [(240, 112, 240, 122)]], ids=["tap", "dash", "short dash", "smear"])
+def test_a_dot_or_a_dash_is_no_number(pipeline, lines):
+    # The reader, shown a tap's dot enlarged to its whole input, read a confident 0, and a dash a 1.
+    answer = pipeline.read_drawing(pen_marks(*lines))
+    assert not answer.found and answer.number == ""
+
+
+def test_a_short_upright_stroke_is_still_a_one(pipeline):
+    # Less than 3 pen widths tall, and still a digit.
+    assert pipeline.read_drawing(pen_marks((240, 100, 240, 140))).number == "1"
+
+
 def test_the_api_reads_the_pad_as_a_drawing(client, app):
     png = encode(pen_drawing("385"))
     body = client.post("/predict?kind=drawing", data=png, content_type="image/png").get_json()

@@ -313,7 +313,7 @@ def test_digit_free_pictures_rarely_clear_the_found_threshold():
     from model.data import load_samples
     from model.pipeline import Pipeline
     from model.synth import walls_of
-    from model.train_locator import FALSE_ALARMS
+    from model.heatmap import FALSE_ALARMS
 
     pipeline, samples = Pipeline(), load_samples(FIXTURES / "svhn_train")[:8]
     walls = sum(len(walls_of(s, Image.open(s.path), min_size=24)) for s in samples)
