@@ -8,6 +8,13 @@ import * as result from './result.js';
 const $ = (id) => document.getElementById(id);
 const MAX_BYTES = Number(document.querySelector('main').dataset.maxUploadBytes) || 10000000;
 const AUTO_READ_MS = 800; // a pause this long after a stroke reads the drawing
+// The server gives up on a read after 30 s (gunicorn's timeout; Heroku's router's too): waiting
+// longer than that for an answer is waiting for one that will not come.
+const ANSWER_MS = 35000;
+// Room for the multipart wrapper around the file (boundary, headers, file name): the server's
+// limit counts the whole request, so a file just under it is re-encoded rather than refused.
+const FORM_BYTES = 8192;
+const FILE_BYTES = MAX_BYTES - FORM_BYTES;
 const PAD = { width: 480, height: 240, lineWidth: 16 }; // logical drawing size and pen width
 
 // An error whose message is meant for the visitor.
@@ -21,18 +28,36 @@ let ticket = 0; // the newest request wins: older answers are dropped
 let controller = null;
 let objectUrl = null;
 let source = null; // what the result shows: 'photo', 'drawing' or 'sample'
+let timer = null; // the drawing's pending automatic read
 
 // kind: 'drawing' for the pad, whose ink is the number; 'photo' for anything else.
 async function post(blob, kind, signal) {
   const form = new FormData();
   form.append('image', blob, blob.name || 'picture');
+  // Its own controller: aborted by the caller's signal (a newer read) or by the clock.
+  const request = new AbortController();
+  const stop = () => request.abort();
+  signal.addEventListener('abort', stop);
+  const clock = setTimeout(stop, ANSWER_MS);
   let res;
   try {
     // No Content-Type header: the browser adds the multipart boundary itself.
-    res = await fetch('/predict?kind=' + kind, { method: 'POST', body: form, signal });
+    res = await fetch('/predict?kind=' + kind, { method: 'POST', body: form, signal: request.signal });
   } catch (e) {
     if (signal.aborted) throw e;
+    if (request.signal.aborted) {
+      throw new Problem('The reader did not answer within ' + ANSWER_MS / 1000 + ' seconds. Try again in a moment.');
+    }
     throw new Problem('Could not reach the reader. Check your connection and try again.');
+  } finally {
+    clearTimeout(clock);
+    signal.removeEventListener('abort', stop);
+  }
+  if (res.status === 429) {
+    // The page's own words: the server's message is written for an API's caller.
+    const wait = Number(res.headers.get('Retry-After'));
+    throw new Problem('Too many readings from your address in a short time. Try again ' +
+      (wait > 0 ? 'in ' + wait + (wait === 1 ? ' second.' : ' seconds.') : 'later.'));
   }
   let data = null;
   try {
@@ -54,6 +79,8 @@ async function post(blob, kind, signal) {
 // number; reveal: bring the result into view once there is something in it.
 async function read(kind, picture, makeBlob, { truth = null, reveal = false } = {}) {
   const mine = ++ticket;
+  // The visitor's last action wins: a drawing's pending read would replace this photo's answer.
+  clearTimeout(timer);
   if (controller) controller.abort();
   controller = new AbortController();
   const { signal } = controller;
@@ -67,15 +94,18 @@ async function read(kind, picture, makeBlob, { truth = null, reveal = false } = 
     if (mine !== ticket) return;
     if (width && height) result.setSize(width, height);
     if (note) result.setCaption(picture.caption + note);
-    if (blob.size > MAX_BYTES) {
+    if (blob.size > FILE_BYTES) {
       throw new Problem('This picture is ' + mb(blob.size) + '; the reader takes at most ' + mb(MAX_BYTES) + '.');
     }
     const data = await post(blob, kind === 'drawing' ? 'drawing' : 'photo', signal);
     if (mine !== ticket) return;
     result.showReading(data, truth);
+    if (kind === 'drawing') padAnswer(result.summary(data));
   } catch (e) {
     if (mine !== ticket || signal.aborted) return;
-    result.showError(e instanceof Problem ? e.message : 'Something went wrong in this page: ' + e.message);
+    const message = e instanceof Problem ? e.message : 'Something went wrong in this page: ' + e.message;
+    result.showError(message);
+    if (kind === 'drawing') padAnswer(message);
   } finally {
     if (mine === ticket) {
       result.setBusy(false);
@@ -88,6 +118,16 @@ function cancel() {
   ticket++;
   if (controller) controller.abort();
   result.setBusy(false);
+}
+
+// A message about no picture (an empty pad, a paste without a picture): it replaces the result,
+// which would otherwise seem to be what went wrong.
+function complain(message) {
+  cancel();
+  result.reset();
+  source = null;
+  padAnswer('');
+  result.showError(message);
 }
 
 function newObjectUrl(blob) {
@@ -112,7 +152,7 @@ function revealResult() {
 function readPhoto(file, how) {
   const caption = how === 'pasted' ? 'Pasted picture' : file.name || 'Your photo';
   read('photo', { url: newObjectUrl(file), alt: 'The picture you gave', caption }, async () => {
-    const p = await prepare(file, MAX_BYTES);
+    const p = await prepare(file, FILE_BYTES);
     let note = '';
     if (p.resized && (p.width !== p.originalWidth || p.height !== p.originalHeight)) {
       note = ' · ' + p.originalWidth + '×' + p.originalHeight + ' px, sent shrunk to ' + p.width + '×' + p.height;
@@ -152,7 +192,7 @@ document.addEventListener('drop', (e) => {
   dragging(false);
   const file = e.dataTransfer && e.dataTransfer.files[0];
   if (file) readPhoto(file, 'dropped');
-  else result.showError('Drop a picture file (a photo saved on your device) to read it.');
+  else complain('Drop a picture file (a photo saved on your device) to read it.');
 });
 
 document.addEventListener('paste', (e) => {
@@ -162,7 +202,7 @@ document.addEventListener('paste', (e) => {
     e.preventDefault();
     readPhoto(file, 'pasted');
   } else {
-    result.showError('The clipboard holds no picture. Copy a photo or an image, then paste again.');
+    complain('The clipboard holds no picture. Copy a photo or an image, then paste again.');
   }
 });
 
@@ -171,7 +211,14 @@ document.addEventListener('paste', (e) => {
 const canvas = $('pad');
 const undoBtn = $('undo');
 const clearBtn = $('clear');
-let timer = null;
+const padAnswerEl = $('pad-answer');
+
+// On a phone the result card is below the pad, out of view while drawing: the answer is repeated
+// under the pad (for the eyes only; the result card's live region speaks it).
+function padAnswer(text) {
+  padAnswerEl.textContent = text;
+  padAnswerEl.hidden = !text;
+}
 
 const pad = new Pad(canvas, {
   ...PAD,
@@ -193,11 +240,12 @@ function schedule() {
 async function readDrawing() {
   clearTimeout(timer);
   if (pad.isEmpty) {
-    result.showError('Draw a number on the pad first.');
+    complain('Draw a number on the pad first.');
     return;
   }
   const blob = await pad.toBlob();
   if (!blob) return;
+  padAnswer('Reading…');
   read('drawing', { url: newObjectUrl(blob), alt: 'Your drawing', caption: 'Your drawing' },
     async () => ({ blob, width: PAD.width, height: PAD.height, note: '' }));
 }
@@ -208,6 +256,7 @@ function drawingChanged() {
     schedule();
   } else {
     clearTimeout(timer);
+    padAnswer('');
     if (source === 'drawing') {
       cancel();
       result.reset();

@@ -44,6 +44,8 @@ export class Pad {
     c.addEventListener('pointerdown', (e) => {
       if (e.pointerType === 'mouse' && e.button !== 0) return;
       e.preventDefault();
+      // A second finger (a palm, a pinch) while a stroke is drawn would cut it short and draw its own.
+      if (this.current) return;
       // Capture keeps the stroke going when the finger or mouse strays outside the canvas.
       c.setPointerCapture(e.pointerId);
       this.current = { id: e.pointerId, points: [this.toPad(e)] };

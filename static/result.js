@@ -172,14 +172,24 @@ function fillTable(data, number) {
   el.probs.hidden = tbody.rows.length === 0;
 }
 
-// data: the /predict reply. truth: the true number of a sample photo, else null.
-export function showReading(data, truth) {
-  clearReading();
+// What a /predict reply says, in the fields the page uses.
+function answerOf(data) {
   const number = typeof data.number === 'string' ? data.number : '';
   // `found` comes with the localiser; before it, an empty reading is the same answer.
   const found = data.found !== false && number !== '';
-  const confident = data.confident !== false;
-  const confidence = Number(data.confidence);
+  return { number, found, confident: data.confident !== false, confidence: Number(data.confidence) };
+}
+
+// The answer in one sentence: what a screen reader hears, and what the pad repeats on phones.
+export function summary(data) {
+  const { number, found, confident, confidence } = answerOf(data);
+  return found ? 'Read ' + number + ', confidence ' + pct(confidence) + (confident ? '.' : ', not sure.') : 'No number found.';
+}
+
+// data: the /predict reply. truth: the true number of a sample photo, else null.
+export function showReading(data, truth) {
+  clearReading();
+  const { number, found, confident, confidence } = answerOf(data);
 
   el.number.textContent = found ? number : 'No number found';
   el.number.classList.toggle('none', !found);
@@ -227,7 +237,5 @@ export function showReading(data, truth) {
   else el.probs.hidden = true;
   el.reading.hidden = false;
   if (shown && shown.unshown) nameUnshown();
-  el.announce.textContent = found
-    ? 'Read ' + number + ', confidence ' + pct(confidence) + (confident ? '.' : ', not sure.')
-    : 'No number found.';
+  el.announce.textContent = summary(data);
 }

@@ -208,6 +208,15 @@ def test_drawing_is_read_by_itself(page, number):
     # A row per digit, and one for the length unless the digits were read one by one.
     assert page.locator("#probs tbody tr").count() in (len(number), 1 + len(number))
     assert f"{number} (" not in page.text_content("#others")  # the same reading is not offered again
+    assert page.is_hidden("#pad-answer")  # beside the result card on a wide screen: said once
+
+
+def test_a_photo_chosen_just_after_drawing_keeps_its_answer(page, photo_210):
+    draw(page, "4", fill=0.6)
+    page.set_input_files("#file", str(photo_210))  # within the drawing's pause before it is read
+    wait_for_number(page, "210")
+    page.wait_for_timeout(1500)  # past the pause: the drawing's read, had it been left pending, would show now
+    assert page.text_content("#number") == "210" and page.text_content("#seen-caption").startswith("house-210.png")
 
 
 def test_read_undo_and_clear_by_keyboard(page):
@@ -276,6 +285,27 @@ def test_a_picture_the_browser_cannot_display_is_read_and_named(page):
     wait_for_number(page, "210")
     page.wait_for_selector("#frame:not([hidden])")
     assert "cannot display" not in page.text_content("#seen-caption")
+
+
+def test_a_server_that_never_answers_is_given_up_on(open_page, photo_210):
+    browser_page = open_page()
+    browser_page.page.clock.install()
+    page = browser_page.open()
+    page.route("**/predict?*", lambda route: None)  # the request stays open, as with a stuck server
+    with page.expect_request("**/predict?*"):
+        page.set_input_files("#file", str(photo_210))
+    page.clock.fast_forward(36_000)
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error") == "The reader did not answer within 35 seconds. Try again in a moment."
+    assert page.text_content("#busy") == ""
+
+
+def test_too_many_requests_says_when_to_come_back(page, photo_210):
+    page.route("**/predict?*", lambda route: route.fulfill(status=429, headers={"Retry-After": "42"},
+                                                          json={"error": "Too many requests from this address"}))
+    page.set_input_files("#file", str(photo_210))
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error") == "Too many readings from your address in a short time. Try again in 42 seconds."
 
 
 def test_unreachable_server_is_said_in_plain_words(page, photo_210):
@@ -400,6 +430,23 @@ def test_too_large_file_is_refused_in_the_page(page, tmp_path):
     assert posted == []
 
 
+def test_a_file_just_under_the_limit_is_re_encoded_not_refused(page, photo_210, tmp_path):
+    # The server's limit counts the whole multipart request: sent as it is, a file a few bytes under
+    # the limit got a 413 that said it was over.
+    path = tmp_path / "padded.png"
+    path.write_bytes(photo_210.read_bytes().ljust(9_999_900, b"\0"))  # bytes after a PNG's end are ignored
+    sent = []
+
+    def answer(route):
+        sent.append((multipart_image(route.request).format, len(route.request.post_data_buffer)))
+        route.fulfill(json=canned())
+
+    page.route("**/predict?*", answer)
+    page.set_input_files("#file", str(path))
+    assert reading(page) == "210"
+    assert sent[0][0] == "JPEG" and sent[0][1] < 1_000_000
+
+
 def test_heavy_photo_within_2048_pixels_is_sent_as_jpeg(page, tmp_path):
     # 2,000 x 2,000 pixels of noise is a PNG above the 10 MB limit: re-encoded, it fits.
     path = tmp_path / "noise.png"
@@ -475,6 +522,12 @@ def test_phone_width(open_page, photo_210):
     page.wait_for_function("() => document.getElementById('seen-caption').textContent === 'Your drawing'"
                            " && !document.getElementById('reading').hidden")
     assert page.text_content("#number") == "4"
+    # The result card is below, out of view: the answer is repeated under the pad.
+    assert page.text_content("#pad-answer").startswith("Read 4, confidence")
+    assert page.locator("#pad-answer").is_visible()
+    answer = page.locator("#pad-answer").bounding_box()
+    assert 0 <= answer["y"] and answer["y"] + answer["height"] <= PHONE["height"]
+    assert page.is_hidden(".fine-pointer")  # no dropping or pasting on a phone
 
 
 def test_keyboard_alone(page):
@@ -500,6 +553,8 @@ def test_keyboard_alone(page):
     page.keyboard.press("Enter")  # nothing drawn yet: the page says so
     page.wait_for_selector("#error:not([hidden])")
     assert "Draw a number" in page.text_content("#error")
+    # Alone: under it, the sample's answer would seem to be what went wrong.
+    assert page.is_hidden("#reading") and page.is_hidden("#seen")
 
 
 def test_page_has_no_inline_code(page, live_server):
