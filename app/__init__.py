@@ -35,6 +35,8 @@ DEFAULTS = {
     "MAX_IMAGE_PIXELS": 25_000_000,
     "RATE_LIMIT": "",  # per client on /predict, e.g. "60/minute"; empty: none (app/limits.py)
     "TRUSTED_PROXIES": 0,  # proxies in front whose X-Forwarded-For is believed (Heroku: 1)
+    # seconds for a request's body to arrive (app/deadline.py): Heroku's router and gunicorn give up at 30
+    "UPLOAD_SECONDS": 30.0,
 }
 
 
@@ -59,6 +61,7 @@ def create_app(config: dict | None = None) -> Flask:
             ("MAX_IMAGE_PIXELS", "MAX_IMAGE_PIXELS", int),
             ("RATE_LIMIT", "RATE_LIMIT", str),
             ("TRUSTED_PROXIES", "TRUSTED_PROXIES", int),
+            ("UPLOAD_SECONDS", "UPLOAD_SECONDS", float),
         ) if env in os.environ}
     )
     # Flask reads FLASK_DEBUG from the environment; no environment turns debug on here, so a stray
@@ -72,6 +75,9 @@ def create_app(config: dict | None = None) -> Flask:
              referrer_policy="no-referrer", frame_options="DENY", session_cookie_secure=False)
 
     from app import api, limits, openapi, pages
+    from app.deadline import UploadDeadline
+
+    app.wsgi_app = UploadDeadline(app.wsgi_app, app.config["UPLOAD_SECONDS"])
 
     limits.init_app(app)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 
@@ -19,6 +20,12 @@ def init_app(app: Flask) -> Limiter | None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
     if not app.config["RATE_LIMIT"]:
         return None
+    try:
+        parse_many(app.config["RATE_LIMIT"])
+    except ValueError:
+        # At start, not at the first request: Flask-Limiter would fail every /predict with a 500
+        # while /healthz said all was well.
+        raise ValueError(f"RATE_LIMIT={app.config['RATE_LIMIT']!r} is no rate limit; write it as 60/minute") from None
     return Limiter(
         get_remote_address,
         app=app,

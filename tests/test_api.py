@@ -81,12 +81,22 @@ def test_page_and_its_files(client):
         ({"data": b"hello", "content_type": "text/plain"}, 415),
         ({"data": b"hello, not a picture", "content_type": "image/png"}, 415),
         ({"data": {"image": (io.BytesIO(b"%PDF-1.4 not an image"), "x.pdf")}}, 415),
+        ({"data": '{"image": ' + "[" * 1000 + "]" * 1000 + "}", "content_type": "application/json"}, 400),  # was a 500
     ],
 )
 def test_bad_input_gets_a_json_4xx(client, kwargs, status):
     response = client.post("/predict", **kwargs)
     assert response.status_code == status
     assert isinstance(response.get_json()["error"], str)
+
+
+def test_base64_wrapped_over_lines_is_read(client, test_samples):
+    # As the `base64` command and MIME write it: a line break every 76 characters.
+    wrapped = base64.encodebytes(test_samples[0].path.read_bytes()).decode()
+    assert "\n" in wrapped
+    response = client.post("/predict", json={"image": wrapped})
+    raw = client.post("/predict", data=test_samples[0].path.read_bytes(), content_type="image/png")
+    assert response.status_code == 200 and response.get_json()["number"] == raw.get_json()["number"] != ""
 
 
 def test_upload_above_the_size_limit_is_413(app, test_samples):

@@ -19,7 +19,7 @@ def test_document_is_served(client):
     assert document["openapi"].startswith("3.")
     body = document["paths"]["/predict"]["post"]
     assert set(body["requestBody"]["content"]) == {"multipart/form-data", "application/json", "image/*"}
-    assert {"200", "400", "413", "415", "429"} <= set(body["responses"])
+    assert {"200", "400", "408", "413", "415", "429"} <= set(body["responses"])
 
 
 @schema.parametrize()

@@ -32,6 +32,12 @@ def test_rate_limit_from_the_environment(monkeypatch, photo):
     assert client.get("/healthz").status_code == 200 and client.get("/").status_code == 200
 
 
+def test_a_mistyped_rate_limit_stops_the_app_at_start(monkeypatch):
+    monkeypatch.setenv("RATE_LIMIT", "sixty per minute")
+    with pytest.raises(ValueError, match="RATE_LIMIT='sixty per minute' is no rate limit"):
+        create_app({"TESTING": True})
+
+
 def test_rate_limit_is_per_client_behind_a_trusted_proxy(monkeypatch, photo):
     monkeypatch.setenv("RATE_LIMIT", "2/minute")
     monkeypatch.setenv("TRUSTED_PROXIES", "1")

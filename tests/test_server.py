@@ -3,11 +3,13 @@ import base64
 import http.client
 import json
 import os
+import select
 import shlex
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -33,12 +35,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+UPLOAD_SECONDS = 3  # the server's UPLOAD_SECONDS here, so that a trickling client is cut off soon
+
+
 @pytest.fixture(scope="module")
 def server():
     command = next(line.split(":", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
     port = free_port()
     env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY="1", MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+               UPLOAD_SECONDS=str(UPLOAD_SECONDS), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     process = subprocess.Popen(shlex.split(command), cwd=ROOT, env=env, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -185,6 +190,46 @@ def test_a_chunked_upload_over_the_size_limit_is_413_not_a_damaged_image(server)
     # Under the limit, a chunked body is read as any other: SVHN test 11 is "34".
     status, answer = send(server, (FIXTURES / "svhn_test" / "11.png").read_bytes(), "image/png", chunked=True)
     assert status == 200 and answer["number"] == "34"
+
+
+def raw_exchange(url: str, head: bytes, body_parts: list[bytes], pause: float = 0.0) -> bytes:
+    """Sends a request byte-exact (head, then each part after `pause` s, until the server answers)
+    and returns all that the server sent before it closed the connection."""
+    with socket.create_connection(urllib.parse.urlsplit(url).netloc.split(":"), timeout=30) as connection:
+        connection.sendall(head)
+        for part in body_parts:
+            time.sleep(pause)
+            connection.sendall(part)
+            if select.select([connection], [], [], 0)[0]:  # an answer before the whole body: stop sending
+                break
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_clients_that_trickle_their_upload_are_cut_off_and_the_server_keeps_answering(server):
+    # One worker of two threads: two trickling clients once held both threads for as long as they liked.
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n"
+    answers = []
+    slow = [threading.Thread(target=lambda: answers.append(raw_exchange(server, head, [b"\0"] * 1000, pause=0.5)))
+            for _ in range(2)]
+    started = time.monotonic()
+    for thread in slow:
+        thread.start()
+    for thread in slow:
+        thread.join(timeout=UPLOAD_SECONDS + 20)
+    assert len(answers) == 2 and time.monotonic() - started < UPLOAD_SECONDS + 10
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 408") and b"took too long" in answer, answer[:300]
+    with urllib.request.urlopen(server + "/healthz", timeout=5) as response:
+        assert response.status == 200
+
+
+def test_a_malformed_chunked_body_is_a_400_not_a_500(server):
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = raw_exchange(server, head, [b"ZZ\r\nhello\r\n0\r\n\r\n"])
+    assert answer.startswith(b"HTTP/1.1 400") and b"not valid HTTP" in answer, answer[:300]
 
 
 def test_heroku_and_local_tools_get_the_same_python():

@@ -1,0 +1,83 @@
+"""A request's body must arrive within UPLOAD_SECONDS (WSGI middleware around the app).
+
+gunicorn's threads read a body from a blocking socket with no time limit, and Heroku's router
+passes bodies through unbuffered: a client that sent a byte now and then held a thread for as
+long as it liked, and two of them held a worker's two threads, so that it answered no one. A
+socket timeout would not do: it bounds each wait for a byte, not the whole body. So when the
+deadline passes, a timer shuts the socket's reading side: the blocked read returns, the request
+is answered 408, and the connection reads nothing more from that client.
+
+gunicorn also raises its own parse errors from a body's read (a malformed chunk of a chunked
+upload): those are the client's mistake, a 400, not the app's 500.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+
+from gunicorn.http.errors import ParseException
+from werkzeug.exceptions import BadRequest, RequestTimeout
+
+TOO_SLOW = "The upload took too long to arrive."
+
+
+class TimedBody:
+    """wsgi.input that ends when `expire` is called (by the timer), with a 408 to its reader."""
+
+    def __init__(self, stream, sock: socket.socket | None):
+        self.stream, self.sock, self.expired = stream, sock, False
+
+    def expire(self) -> None:
+        self.expired = True
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RD)  # wakes a read blocked on the socket, which then ends
+            except OSError:
+                pass
+
+    def _call(self, method, *args):
+        if self.expired:
+            raise RequestTimeout(TOO_SLOW)
+        try:
+            data = method(*args)
+        except ParseException as error:
+            raise BadRequest(f"The upload is not valid HTTP ({type(error).__name__}).") from None
+        except OSError:  # gunicorn's NoMoreData when the timer shut the socket, or a client gone
+            if self.expired:
+                raise RequestTimeout(TOO_SLOW) from None
+            raise
+        if self.expired:  # the read was cut short: what it returned is not the whole body
+            raise RequestTimeout(TOO_SLOW)
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        return self._call(self.stream.read, size)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._call(self.stream.readline, size)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return self._call(self.stream.readlines, hint)
+
+    def __iter__(self):
+        while line := self.readline():
+            yield line
+
+
+class UploadDeadline:
+    def __init__(self, wsgi_app, seconds: float):
+        self.wsgi_app, self.seconds = wsgi_app, seconds
+
+    def __call__(self, environ, start_response):
+        body = TimedBody(environ["wsgi.input"], environ.get("gunicorn.socket"))
+        environ["wsgi.input"] = body
+        has_body = environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "")
+        if not has_body:
+            return self.wsgi_app(environ, start_response)
+        timer = threading.Timer(self.seconds, body.expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            return self.wsgi_app(environ, start_response)
+        finally:
+            timer.cancel()
