@@ -5,7 +5,9 @@
 Starts gunicorn as the Procfile does, with one worker, afresh for each picture, and posts one
 picture of each kind at the pixel limit (small files: flat colour with a dark block, as an attacker would send to make the
 server do the most work for the fewest bytes). Then it reads the worker's peak RSS (VmHWM in /proc,
-reset just before the request), so the figure is the true high-water mark, not a sample.
+reset just before the request), so the figure is the true high-water mark, not a sample. Then,
+on another fresh worker, the same picture twice at once (one for each of the worker's threads),
+and what the worker still holds a second after: memory that the allocator keeps.
 Linux only.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -68,15 +71,29 @@ def main() -> None:
     args = parser.parse_args()
     cases = pictures(args.pixels)
     print(f"MAX_IMAGE_PIXELS={args.pixels:,}; a fresh gunicorn with one worker for each picture")
-    print("| picture | file | status | time | worker's RSS idle | worker's peak RSS |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| picture | file | status | time | worker's RSS idle | worker's peak RSS | two at once: peak | two at once: RSS a second after |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, (data, content_type) in cases.items():
-        status, elapsed, idle, peak = serve_one(data, content_type, args.pixels)
-        print(f"| {name} | {len(data) / 1e3:.0f} kB | {status} | {elapsed * 1000:.0f} ms | {idle:.0f} MB | {peak:.0f} MB |")
+        status, elapsed, idle, peak, _ = serve(data, content_type, args.pixels, 1)
+        _, _, _, peak_two, after_two = serve(data, content_type, args.pixels, 2)
+        print(f"| {name} | {len(data) / 1e3:.0f} kB | {status} | {elapsed * 1000:.0f} ms | {idle:.0f} MB | {peak:.0f} MB "
+              f"| {peak_two:.0f} MB | {after_two:.0f} MB |")
 
 
-def serve_one(data: bytes, content_type: str, pixels: int) -> tuple[int, float, float, float]:
-    """Status, seconds, the worker's RSS before the request and its peak RSS (VmHWM) after it."""
+def post(port: int, data: bytes, content_type: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        connection.request("POST", "/predict", body=data, headers={"Content-Type": content_type})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def serve(data: bytes, content_type: str, pixels: int, copies: int) -> tuple[int, float, float, float, float]:
+    """`copies` posts of the picture at once to a fresh worker -> the last status, seconds, the
+    worker's RSS before, its peak RSS (VmHWM) and its RSS a second after."""
     port = free_port()
     env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY="1", MAX_IMAGE_PIXELS=str(pixels),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
@@ -89,14 +106,13 @@ def serve_one(data: bytes, content_type: str, pixels: int) -> tuple[int, float, 
         wait_for(port, started, process)
         worker, idle = next(iter(settled(psutil.Process(process.pid), 1).items()))
         Path(f"/proc/{worker}/clear_refs").write_text("5")  # VmHWM from here: this picture's peak alone
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         began = time.perf_counter()
-        connection.request("POST", "/predict", body=data, headers={"Content-Type": content_type})
-        response = connection.getresponse()
-        response.read()
+        with ThreadPoolExecutor(copies) as pool:
+            statuses = list(pool.map(lambda _: post(port, data, content_type), range(copies)))
         elapsed = time.perf_counter() - began
-        connection.close()
-        return response.status, elapsed, idle, peak_mb(worker)
+        peak = peak_mb(worker)
+        time.sleep(1)
+        return statuses[-1], elapsed, idle, peak, psutil.Process(worker).memory_info().rss / 2**20
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)

@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         except json.JSONDecodeError as error:
             raise InputError(f"{args.recipe}: not valid JSON ({error})") from None
         bundled = {path.resolve() for path in (DEFAULT_MODEL, DEFAULT_DRAWING, DEFAULT_LOCATOR)}
-        overwritten = [str(path) for path in export_targets(recipe, Path(args.out)).values() if path.resolve() in bundled]
+        overwritten = [f"model/{path.name}" for path in export_targets(recipe, Path(args.out)).values() if path.resolve() in bundled]
         if overrides and overwritten:
             raise InputError(f"a shortened recipe would overwrite the bundled {', '.join(overwritten)}: give --out elsewhere")
         run_recipe(recipe, args.data, args.unlabelled, args.mnist, Path(args.runs), Path(args.out), overrides)
