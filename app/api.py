@@ -40,6 +40,8 @@ def image_bytes() -> bytes:
     if mimetype == "multipart/form-data":
         upload = request.files.get("image")
         if upload is None:
+            if not request.files and not request.form:  # Werkzeug's parser gives up on a cut body silently
+                raise ImageError(400, "The multipart upload holds no fields: it is empty, cut short or malformed.")
             raise ImageError(400, "Send the image in a multipart field named 'image'.")
         return upload.read()
     if mimetype == "application/json":

@@ -90,6 +90,17 @@ def test_bad_input_gets_a_json_4xx(client, kwargs, status):
     assert isinstance(response.get_json()["error"], str)
 
 
+def test_a_multipart_body_cut_short_is_said_to_be_damaged(client, test_samples):
+    boundary = "cut"
+    whole = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"1.png\"\r\n"
+             f"Content-Type: image/png\r\n\r\n").encode() + test_samples[0].path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    response = client.post("/predict", data=whole[:len(whole) // 2], content_type=f"multipart/form-data; boundary={boundary}")
+    assert response.status_code == 400 and "cut short" in response.get_json()["error"]
+    # Not a field of another name: that one is still asked for by name.
+    other = client.post("/predict", data={"photo": (io.BytesIO(b"x"), "x.png")})
+    assert other.status_code == 400 and "named 'image'" in other.get_json()["error"]
+
+
 def test_base64_wrapped_over_lines_is_read(client, test_samples):
     # As the `base64` command and MIME write it: a line break every 76 characters.
     wrapped = base64.encodebytes(test_samples[0].path.read_bytes()).decode()

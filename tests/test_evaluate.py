@@ -44,3 +44,25 @@ def test_the_summary_names_a_scene_size_other_than_the_protocols():
     result = dict(score(["19"], ["19"]), protocol="scene")
     assert summary(dict(result, scene_factor=3.0)).lstrip().startswith("scene:")
     assert summary(dict(result, scene_factor=10.0)).lstrip().startswith("scene 10x:")
+
+
+def test_the_report_is_written_from_an_evaluation(tmp_path):
+    # model.report turns model.evaluate's JSON into the model's report: its plots and its figures.
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    evaluation = tmp_path / "eval.json"
+    for args in (["model.evaluate", "--data", "tests/fixtures/svhn_test", "--protocol", "crop", "whole", "--limit", "12",
+                  "--report", str(evaluation)],
+                 ["model.report", "--eval", str(evaluation), "--out", str(tmp_path / "report")]):
+        done = subprocess.run([sys.executable, "-m", *args], cwd=root, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(evaluation.read_text())
+    written = {path.name for path in (tmp_path / "report").iterdir()}
+    assert written == {"README.md", "coverage.png", "confusion.png", "failures.png", "boxes.png"}
+    text = (tmp_path / "report" / "README.md").read_text()
+    for protocol in ("crop", "whole"):
+        assert f"{figures[protocol]['number_accuracy']:.1%}" in text
