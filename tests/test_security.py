@@ -71,3 +71,33 @@ def test_uploads_are_never_spooled_to_disk(app):
     big = io.BytesIO(b"\0" * 2_000_000)
     with app.test_request_context("/predict", method="POST", data={"image": (big, "big.png")}):
         assert isinstance(request.files["image"].stream, io.BytesIO)
+
+
+def test_the_models_and_the_server_are_set_from_the_environment(monkeypatch, tmp_path):
+    import runpy
+    import shutil
+    from pathlib import Path
+
+    model = Path(__file__).resolve().parent.parent / "model"
+    for name in ("svhn", "locator", "drawing"):
+        for suffix in (".tflite", ".json"):
+            shutil.copy(model / f"{name}{suffix}", tmp_path / f"my-{name}{suffix}")
+    monkeypatch.setenv("MODEL_PATH", str(tmp_path / "my-svhn.tflite"))
+    monkeypatch.setenv("LOCATOR_PATH", str(tmp_path / "my-locator.tflite"))
+    monkeypatch.setenv("DRAWING_MODEL_PATH", str(tmp_path / "my-drawing.tflite"))
+    monkeypatch.setenv("UPLOAD_SECONDS", "12.5")
+    app = create_app({"TESTING": True})
+    pipeline = app.extensions["pipeline"]
+    assert (pipeline.reader.path, pipeline.locator.path, pipeline.drawings.path) == \
+        (tmp_path / "my-svhn.tflite", tmp_path / "my-locator.tflite", tmp_path / "my-drawing.tflite")
+    assert app.wsgi_app.seconds == 12.5
+    # A model that is not there stops the app at start, with the path in the message.
+    monkeypatch.setenv("DRAWING_MODEL_PATH", str(tmp_path / "gone.tflite"))
+    with pytest.raises(FileNotFoundError, match="gone.tflite: no such model file"):
+        create_app({"TESTING": True})
+    # gunicorn's settings, read as gunicorn reads its config file.
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.setenv("GUNICORN_THREADS", "4")
+    monkeypatch.setenv("PORT", "5123")
+    settings = runpy.run_path(str(model.parent / "gunicorn.conf.py"))
+    assert (settings["workers"], settings["threads"], settings["bind"]) == (3, 4, "0.0.0.0:5123")
