@@ -11,7 +11,7 @@ unlabelled photos that the pseudo-label file keeps, and only MNIST's train files
 is their tail). Fonts stay behind: matplotlib's own fonts are on that machine. With --wheels,
 Keras and the two packages it needs that the machine lacks are downloaded for its Python (3.12).
 
-On the GPU machine, from the repository's root (README, "Training"):
+On the GPU machine, from the repository's root (docs/training.md, "On JAX and on a GPU machine"):
 
     pip install --no-index --no-deps --target /tmp/site .device/whl/*.whl && export PYTHONPATH=/tmp/site
     KERAS_BACKEND=jax python3 -m model.train --data .device/svhn --mnist .device/mnist \
