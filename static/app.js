@@ -81,6 +81,7 @@ async function read(kind, picture, makeBlob, { truth = null, reveal = false } = 
   const mine = ++ticket;
   // The visitor's last action wins: a drawing's pending read would replace this photo's answer.
   clearTimeout(timer);
+  if (kind !== 'drawing') padAnswer(''); // nor is a drawing's answer (or its "Reading…") left under the pad
   if (controller) controller.abort();
   controller = new AbortController();
   const { signal } = controller;

@@ -527,6 +527,10 @@ def test_phone_width(open_page, photo_210):
     assert page.locator("#pad-answer").is_visible()
     answer = page.locator("#pad-answer").bounding_box()
     assert 0 <= answer["y"] and answer["y"] + answer["height"] <= PHONE["height"]
+    # A photo read next leaves nothing of the drawing's answer under the pad.
+    page.set_input_files("#file", str(photo_210))
+    wait_for_number(page, "210")
+    assert page.is_hidden("#pad-answer")
     assert page.is_hidden(".fine-pointer")  # no dropping or pasting on a phone
 
 
