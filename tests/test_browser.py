@@ -211,6 +211,19 @@ def test_drawing_is_read_by_itself(page, number):
     assert page.is_hidden("#pad-answer")  # beside the result card on a wide screen: said once
 
 
+@pytest.mark.parametrize("moved", [0, 6])
+def test_a_tap_on_the_pad_is_no_number(page, moved):
+    # It was read as a confident 0: the reader saw the dot enlarged to its whole input.
+    page.locator("#pad").scroll_into_view_if_needed()
+    pad = page.locator("#pad").bounding_box()
+    x, y = pad["x"] + pad["width"] / 2, pad["y"] + pad["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x, y + moved * pad["height"] / 240)
+    page.mouse.up()
+    wait_for_number(page, "No number found")
+
+
 def test_a_photo_chosen_just_after_drawing_keeps_its_answer(page, photo_210):
     draw(page, "4", fill=0.6)
     page.set_input_files("#file", str(photo_210))  # within the drawing's pause before it is read
