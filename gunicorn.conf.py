@@ -31,9 +31,14 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # A second thread receives the next upload and answers /healthz while the first reads an image;
 # more threads did not raise throughput (the CPU is the limit) and each may hold a decoded picture.
 threads = int(os.environ.get("GUNICORN_THREADS", "2"))
-# A read takes milliseconds (half a second for a 25-megapixel HEIC); anything near 30 s is a stuck
-# worker, and Heroku's router gives up at 30 s anyway.
+# A read takes milliseconds (half a second for a 25-megapixel HEIC). With threads this is how long a
+# worker's main loop may stop before the master replaces it, not a limit on a request: the upload
+# deadline (app/deadline.py) bounds a body's arrival, and Heroku's router gives up at 30 s.
 timeout = 30
+# Heroku's Router 2.0 keeps its connections to the dyno open for 90 s of quiet; gunicorn's own
+# default (2 s here) would close them first, and a request the router sends at that moment fails.
+# An idle kept-alive connection waits in the worker's poller, not in one of its threads.
+keepalive = 100
 graceful_timeout = 10
 # Memory did not grow over 30,000 requests, so recycling is insurance against slow leaks in native
 # libraries (LiteRT, libheif, Pillow's decoders) on paths the load test does not take. At full load

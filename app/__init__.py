@@ -35,7 +35,7 @@ DEFAULTS = {
     "MAX_IMAGE_PIXELS": 25_000_000,
     "RATE_LIMIT": "",  # per client on /predict, e.g. "60/minute"; empty: none (app/limits.py)
     "TRUSTED_PROXIES": 0,  # proxies in front whose X-Forwarded-For is believed (Heroku: 1)
-    # seconds for a request's body to arrive (app/deadline.py): Heroku's router and gunicorn give up at 30
+    # seconds for a request's body to arrive (app/deadline.py): Heroku's router gives up on a request at 30
     "UPLOAD_SECONDS": 30.0,
 }
 

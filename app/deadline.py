@@ -22,18 +22,32 @@ TOO_SLOW = "The upload took too long to arrive."
 
 
 class TimedBody:
-    """wsgi.input that ends when `expire` is called (by the timer), with a 408 to its reader."""
+    """wsgi.input that ends when `expire` is called (by the timer), with a 408 to its reader.
 
-    def __init__(self, stream, sock: socket.socket | None):
-        self.stream, self.sock, self.expired = stream, sock, False
+    Once the whole body is in (`length` bytes, or the end of a chunked one), or the app has
+    answered, `finish` makes a late `expire` do nothing: the connection may be kept alive for the
+    client's next request, which shutting its reading side would cut off.
+    """
+
+    def __init__(self, stream, sock: socket.socket | None, length: int | None):
+        self.stream, self.sock, self.length = stream, sock, length
+        self.received, self.expired, self.finished = 0, False, False
+        self.lock = threading.Lock()
 
     def expire(self) -> None:
-        self.expired = True
-        if self.sock is not None:
-            try:
-                self.sock.shutdown(socket.SHUT_RD)  # wakes a read blocked on the socket, which then ends
-            except OSError:
-                pass
+        with self.lock:
+            if self.finished:
+                return
+            self.expired = True
+            if self.sock is not None:
+                try:
+                    self.sock.shutdown(socket.SHUT_RD)  # wakes a read blocked on the socket, which then ends
+                except OSError:
+                    pass
+
+    def finish(self) -> None:
+        with self.lock:
+            self.finished = True
 
     def _call(self, method, *args):
         if self.expired:
@@ -48,6 +62,9 @@ class TimedBody:
             raise
         if self.expired:  # the read was cut short: what it returned is not the whole body
             raise RequestTimeout(TOO_SLOW)
+        self.received += sum(map(len, data)) if isinstance(data, list) else len(data)
+        if not data or (self.length is not None and self.received >= self.length):
+            self.finish()
         return data
 
     def read(self, size: int = -1) -> bytes:
@@ -69,10 +86,11 @@ class UploadDeadline:
         self.wsgi_app, self.seconds = wsgi_app, seconds
 
     def __call__(self, environ, start_response):
-        body = TimedBody(environ["wsgi.input"], environ.get("gunicorn.socket"))
+        length = int(environ["CONTENT_LENGTH"]) if environ.get("CONTENT_LENGTH", "").isdigit() else None
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()  # gunicorn takes "Chunked" too
+        body = TimedBody(environ["wsgi.input"], environ.get("gunicorn.socket"), None if chunked else length)
         environ["wsgi.input"] = body
-        has_body = environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "")
-        if not has_body:
+        if not (chunked or length):
             return self.wsgi_app(environ, start_response)
         timer = threading.Timer(self.seconds, body.expire)
         timer.daemon = True
@@ -80,4 +98,5 @@ class UploadDeadline:
         try:
             return self.wsgi_app(environ, start_response)
         finally:
+            body.finish()
             timer.cancel()

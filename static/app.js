@@ -8,8 +8,8 @@ import * as result from './result.js';
 const $ = (id) => document.getElementById(id);
 const MAX_BYTES = Number(document.querySelector('main').dataset.maxUploadBytes) || 10000000;
 const AUTO_READ_MS = 800; // a pause this long after a stroke reads the drawing
-// The server gives up on a read after 30 s (gunicorn's timeout; Heroku's router's too): waiting
-// longer than that for an answer is waiting for one that will not come.
+// Heroku's router gives up on a request after 30 s, and no read takes near that: waiting longer
+// for an answer is waiting for one that will not come.
 const ANSWER_MS = 35000;
 // Room for the multipart wrapper around the file (boundary, headers, file name): the server's
 // limit counts the whole request, so a file just under it is re-encoded rather than refused.
@@ -34,25 +34,37 @@ let timer = null; // the drawing's pending automatic read
 async function post(blob, kind, signal) {
   const form = new FormData();
   form.append('image', blob, blob.name || 'picture');
-  // Its own controller: aborted by the caller's signal (a newer read) or by the clock.
+  // Its own controller, aborted by the caller's signal (a newer read) or by the clock, until the
+  // whole answer is in: a server can stall after its headers too.
   const request = new AbortController();
   const stop = () => request.abort();
   signal.addEventListener('abort', stop);
   const clock = setTimeout(stop, ANSWER_MS);
-  let res;
-  try {
-    // No Content-Type header: the browser adds the multipart boundary itself.
-    res = await fetch('/predict?kind=' + kind, { method: 'POST', body: form, signal: request.signal });
-  } catch (e) {
-    if (signal.aborted) throw e;
+  const failed = (e, otherwise) => {
+    if (signal.aborted) return e;
     if (request.signal.aborted) {
-      throw new Problem('The reader did not answer within ' + ANSWER_MS / 1000 + ' seconds. Try again in a moment.');
+      return new Problem('The reader did not answer within ' + ANSWER_MS / 1000 + ' seconds. Try again in a moment.');
     }
-    throw new Problem('Could not reach the reader. Check your connection and try again.');
+    return otherwise;
+  };
+  try {
+    let res;
+    try {
+      // No Content-Type header: the browser adds the multipart boundary itself.
+      res = await fetch('/predict?kind=' + kind, { method: 'POST', body: form, signal: request.signal });
+    } catch (e) {
+      throw failed(e, new Problem('Could not reach the reader. Check your connection and try again.'));
+    }
+    return await answerOf(res, failed);
   } finally {
     clearTimeout(clock);
     signal.removeEventListener('abort', stop);
   }
+}
+
+// A /predict response -> its JSON reading, or a Problem that says what went wrong. failed(e, otherwise):
+// what to throw when reading the body fails (the read was stopped, or `otherwise`).
+async function answerOf(res, failed) {
   if (res.status === 429) {
     // The page's own words: the server's message is written for an API's caller.
     const wait = Number(res.headers.get('Retry-After'));
@@ -63,6 +75,8 @@ async function post(blob, kind, signal) {
   try {
     data = await res.json();
   } catch (e) {
+    const stopped = failed(e, null);
+    if (stopped) throw stopped;
     // A proxy or a crash can answer with HTML: the status still says what happened.
   }
   if (!res.ok) {

@@ -313,6 +313,39 @@ def test_a_server_that_never_answers_is_given_up_on(open_page, photo_210):
     assert page.text_content("#busy") == ""
 
 
+def test_a_server_that_stalls_after_its_headers_is_given_up_on(open_page, photo_210, live_server):
+    # The clock runs until the whole answer is in, not only until the headers.
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held = []
+
+    def stall():
+        connection, _ = listener.accept()
+        held.append(connection)
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+
+    threading.Thread(target=stall, daemon=True).start()
+    browser_page = open_page()
+    browser_page.page.clock.install()
+    page = browser_page.open()
+    page.route("**/predict?*", lambda route: route.continue_(url=f"http://127.0.0.1:{port}/predict"))
+    page.set_input_files("#file", str(photo_210))
+    page.wait_for_function("() => document.getElementById('busy').textContent !== ''")
+    for _ in range(50):  # until the headers have come
+        if held:
+            break
+        page.wait_for_timeout(100)
+    page.clock.fast_forward(36_000)
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error") == "The reader did not answer within 35 seconds. Try again in a moment."
+    for connection in held:
+        connection.close()
+    listener.close()
+
+
 def test_too_many_requests_says_when_to_come_back(page, photo_210):
     page.route("**/predict?*", lambda route: route.fulfill(status=429, headers={"Retry-After": "42"},
                                                           json={"error": "Too many requests from this address"}))

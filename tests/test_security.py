@@ -86,6 +86,8 @@ def test_the_models_and_the_server_are_set_from_the_environment(monkeypatch, tmp
     monkeypatch.setenv("LOCATOR_PATH", str(tmp_path / "my-locator.tflite"))
     monkeypatch.setenv("DRAWING_MODEL_PATH", str(tmp_path / "my-drawing.tflite"))
     monkeypatch.setenv("UPLOAD_SECONDS", "12.5")
+    for name in ("TRUSTED_PROXIES", "RATE_LIMIT"):  # a developer's shell may set them: they wrap the app further
+        monkeypatch.delenv(name, raising=False)
     app = create_app({"TESTING": True})
     pipeline = app.extensions["pipeline"]
     assert (pipeline.reader.path, pipeline.locator.path, pipeline.drawings.path) == \

@@ -226,6 +226,29 @@ def test_clients_that_trickle_their_upload_are_cut_off_and_the_server_keeps_answ
         assert response.status == 200
 
 
+def test_a_chunked_upload_in_capitals_is_cut_off_too(server):
+    # gunicorn reads "Transfer-Encoding: Chunked" as chunked; the deadline once only knew "chunked".
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: Chunked\r\n\r\n"
+    started = time.monotonic()
+    answer = raw_exchange(server, head, [b"1\r\n\0\r\n"] * 100, pause=0.5)
+    assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < UPLOAD_SECONDS + 10, answer[:300]
+
+
+def test_a_connection_kept_alive_outlives_the_upload_deadline(server):
+    # The deadline is for the body's arrival: a request answered in time leaves its connection open
+    # for the next one, even after UPLOAD_SECONDS.
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(server).netloc, timeout=30)
+    try:
+        connection.request("POST", "/predict", body=(FIXTURES / "svhn_test" / "11.png").read_bytes(),
+                           headers={"Content-Type": "image/png"})
+        assert connection.getresponse().read() and connection.sock is not None
+        time.sleep(UPLOAD_SECONDS + 1)
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+
+
 def test_a_malformed_chunked_body_is_a_400_not_a_500(server):
     head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
     answer = raw_exchange(server, head, [b"ZZ\r\nhello\r\n0\r\n\r\n"])
