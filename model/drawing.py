@@ -22,7 +22,7 @@ SPECK = 0.15  # a piece less tall than this share of the drawing is a stray dot,
 # One piece of ink less tall than this many widths of its thickest stroke is a tap (a dot, or a
 # dot dragged up to 6 pixels) or a dash, not a digit: the reader, shown it enlarged to fill its
 # input, took a tap for a confident 0 and a dash for a 1. From the page's pad (its 16-pixel round
-# pen), a tap is 1.0 widths tall, dragged 6 pixels 1.38; of 1,000 MNIST val drawings, the 236 in
+# pen), a tap is about 1.1 widths tall, dragged 6 pixels 1.38; of 1,000 MNIST val drawings, the 236 in
 # one piece are at least 1.41 (bold, blotted digits): the margin is thin, and no digit is lost.
 FLATTEST = 1.4
 
