@@ -37,8 +37,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 timeout = 30
 # Heroku's Router 2.0 keeps its connections to the dyno open for 90 s of quiet; gunicorn's own
 # default (2 s here) would close them first, and a request the router sends at that moment fails.
-# An idle kept-alive connection waits in the worker's poller, not in one of its threads.
-keepalive = 100
+# An idle kept-alive connection waits in the worker's poller, not in one of its threads; served
+# directly rather than behind a router, silent sockets would be kept that long too (GUNICORN_KEEPALIVE).
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "100"))
 graceful_timeout = 10
 # Memory did not grow over 30,000 requests, so recycling is insurance against slow leaks in native
 # libraries (LiteRT, libheif, Pillow's decoders) on paths the load test does not take. At full load

@@ -9,6 +9,10 @@ is answered 408, and the connection reads nothing more from that client.
 
 gunicorn also raises its own parse errors from a body's read (a malformed chunk of a chunked
 upload): those are the client's mistake, a 400, not the app's 500.
+
+Headers sent slowly are not covered: gunicorn reads them before the app is called. Heroku's
+router passes a request on only once its headers are in; served directly, a buffering proxy is
+the remedy for both.
 """
 from __future__ import annotations
 
@@ -60,11 +64,12 @@ class TimedBody:
             if self.expired:
                 raise RequestTimeout(TOO_SLOW) from None
             raise
-        if self.expired:  # the read was cut short: what it returned is not the whole body
-            raise RequestTimeout(TOO_SLOW)
-        self.received += sum(map(len, data)) if isinstance(data, list) else len(data)
-        if not data or (self.length is not None and self.received >= self.length):
-            self.finish()
+        with self.lock:  # against a timer firing between the check and the count
+            if self.expired:  # the read was cut short: what it returned is not the whole body
+                raise RequestTimeout(TOO_SLOW)
+            self.received += sum(map(len, data)) if isinstance(data, list) else len(data)
+            if not data or (self.length is not None and self.received >= self.length):
+                self.finished = True
         return data
 
     def read(self, size: int = -1) -> bytes:

@@ -323,9 +323,9 @@ def test_a_server_that_stalls_after_its_headers_is_given_up_on(open_page, photo_
 
     def stall():
         connection, _ = listener.accept()
-        held.append(connection)
         connection.recv(65536)
         connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        held.append(connection)  # only now: the clock must run out after the headers
 
     threading.Thread(target=stall, daemon=True).start()
     browser_page = open_page()

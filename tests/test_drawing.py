@@ -170,3 +170,20 @@ def test_pieces_that_agree_on_the_count_win_on_confidence_and_box_each_digit(cli
     monkeypatch.setattr(pipeline.drawings, "read", lambda cut: read(cut, whole="38"))
     body = client.post("/predict?kind=drawing", data=encode(drawing), content_type="image/png").get_json()
     assert body["number"] == "38" and body["digit_boxes"] is None
+
+
+def test_a_tap_beside_a_speck_is_still_no_number_and_a_huge_piece_is_measured_small(monkeypatch):
+    import model.drawing
+
+    image = pen_marks((240, 118, 240, 122))
+    image.putpixel((400, 20), (0, 0, 0))  # a speck is no piece, and no part of the tap's measure
+    assert Sheet.of(image).box() is None
+    # Any upload can be read as a drawing: a one-piece outline 2,048 pixels high took 731 erosions
+    # of the whole picture (1.4 s); measured at MARK_SIDE pixels, it takes at most 256 / 2.8.
+    sizes = []
+    erode = model.drawing.eroded
+    monkeypatch.setattr(model.drawing, "eroded", lambda mask, step: sizes.append(mask.shape) or erode(mask, step))
+    outline = Image.new("RGB", (2048, 2048), "white")
+    ImageDraw.Draw(outline).rectangle((4, 4, 2043, 2043), outline="black", width=6)
+    assert Sheet.of(outline).box() is not None
+    assert 0 < len(sizes) <= 92 and max(max(shape) for shape in sizes) <= 258
