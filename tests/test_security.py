@@ -101,5 +101,6 @@ def test_the_models_and_the_server_are_set_from_the_environment(monkeypatch, tmp
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     monkeypatch.setenv("GUNICORN_THREADS", "4")
     monkeypatch.setenv("PORT", "5123")
+    monkeypatch.setenv("GUNICORN_KEEPALIVE", "7")
     settings = runpy.run_path(str(model.parent / "gunicorn.conf.py"))
-    assert (settings["workers"], settings["threads"], settings["bind"]) == (3, 4, "0.0.0.0:5123")
+    assert (settings["workers"], settings["threads"], settings["bind"], settings["keepalive"]) == (3, 4, "0.0.0.0:5123", 7)
