@@ -8,6 +8,7 @@ into its 64x64 input; model/pipeline.py reads the drawing both whole and digit b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from PIL import Image
@@ -48,7 +49,7 @@ class Sheet:
         box = box_of(self.ink)
         if box is None:
             return None
-        pieces = self.pieces()
+        pieces = self.pieces
         if len(pieces) == 1 and self.is_mark(pieces[0]):
             return None
         return box
@@ -69,8 +70,10 @@ class Sheet:
                 return False
         return True
 
+    @cached_property
     def pieces(self) -> list[Box]:
-        """The boxes of the ink between columns without ink, left to right, stray dots left out."""
+        """The boxes of the ink between columns without ink, left to right, stray dots left out
+        (worked out once: box() and the pipeline's reading both need them)."""
         inked = self.ink.any(axis=0)
         edges = np.flatnonzero(np.diff(np.concatenate([[False], inked, [False]]).astype(np.int8)))
         boxes = [box_of(self.ink[:, start:end]) for start, end in zip(edges[0::2], edges[1::2])]

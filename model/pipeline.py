@@ -153,7 +153,7 @@ class Pipeline:
         if box is None:
             return Answer(False, None, [], 0.0)
         candidates = [Candidate(box, 1.0, self.drawings.read(sheet.cut_out(box)))]
-        parts = sheet.pieces()
+        parts = sheet.pieces
         if 1 < len(parts) <= MAX_DIGITS:
             readings = [self.drawings.read(sheet.cut_out(part)) for part in parts]
             apart = joined(readings, self.drawings.threshold)

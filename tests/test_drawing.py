@@ -31,34 +31,34 @@ def test_the_ink_box_and_its_pieces_left_to_right():
     drawing = Sheet.of(image)
     left, top, width, height = drawing.box()
     assert 34 <= left <= 38 and 14 <= top <= 18 and 170 <= left + width <= 176 and 100 <= top + height <= 106
-    found = drawing.pieces()
+    found = drawing.pieces
     assert len(found) == 3  # the seven's two strokes overlap in columns: one piece
     assert [box[0] for box in found] == sorted(box[0] for box in found)
     assert found[1][0] < 85 and found[1][0] + found[1][2] > 128
 
 
 def test_a_stray_dot_is_no_piece_and_light_ink_on_dark_counts_too():
-    assert len(Sheet.of(sheet([ONE, FOUR, DOT])).pieces()) == 2
-    assert len(Sheet.of(sheet([ONE, FOUR], paper=20, ink=230)).pieces()) == 2
+    assert len(Sheet.of(sheet([ONE, FOUR, DOT])).pieces) == 2
+    assert len(Sheet.of(sheet([ONE, FOUR], paper=20, ink=230)).pieces) == 2
 
 
 @pytest.mark.parametrize("paper", [255, 128, 0])
 def test_a_plain_sheet_has_no_ink(paper):
     image = Image.new("RGB", (200, 100), (paper,) * 3)
-    assert Sheet.of(image).box() is None and Sheet.of(image).pieces() == []
+    assert Sheet.of(image).box() is None and Sheet.of(image).pieces == []
 
 
 def test_a_faint_pen_is_ink_and_so_is_a_jpeg_of_the_drawing():
-    assert len(Sheet.of(sheet([ONE, FOUR], ink=225)).pieces()) == 2  # 20 grey levels on a 245 sheet
+    assert len(Sheet.of(sheet([ONE, FOUR], ink=225)).pieces) == 2  # 20 grey levels on a 245 sheet
     buffer = io.BytesIO()
     sheet([ONE, SEVEN_TOP, SEVEN_STEM, FOUR]).save(buffer, "JPEG", quality=75)
-    assert len(Sheet.of(Image.open(buffer)).pieces()) == 3
+    assert len(Sheet.of(Image.open(buffer)).pieces) == 3
 
 
 def test_a_piece_is_cut_out_without_its_neighbours_ink():
     image = sheet([ONE, SEVEN_TOP, SEVEN_STEM, FOUR])
     drawing = Sheet.of(image)
-    _, seven, _ = drawing.pieces()
+    _, seven, _ = drawing.pieces
     cut = np.asarray(drawing.cut_out(seven))
     # The seven's box grown by 30% per side would reach into the one and the four; the cut holds the seven alone.
     assert cut.shape == (round(seven[3] * 1.6), round(seven[2] * 1.6))
@@ -146,7 +146,7 @@ def test_pieces_that_agree_on_the_count_win_on_confidence_and_box_each_digit(cli
     """With a stand-in reader: the whole ink read "385" at 0.6, each piece as its digit at 0.99."""
     pipeline = app.extensions["pipeline"]
     drawing = pen_drawing("385")
-    pieces = Sheet.of(drawing).pieces()
+    pieces = Sheet.of(drawing).pieces
     assert len(pieces) == 3
 
     def read(cut, whole="385"):
