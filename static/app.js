@@ -110,7 +110,8 @@ async function read(kind, picture, makeBlob, { truth = null, reveal = false } = 
     if (width && height) result.setSize(width, height);
     if (note) result.setCaption(picture.caption + note);
     if (blob.size > FILE_BYTES) {
-      throw new Problem('This picture is ' + mb(blob.size) + '; the reader takes at most ' + mb(MAX_BYTES) + '.');
+      // No size: the browser could not decode it, and it may not be a picture at all (or a HEIC).
+      throw new Problem((width ? 'This picture' : 'This file') + ' is ' + mb(blob.size) + '; the reader takes at most ' + mb(MAX_BYTES) + '.');
     }
     const data = await post(blob, kind === 'drawing' ? 'drawing' : 'photo', signal);
     if (mine !== ticket) return;
@@ -136,12 +137,13 @@ function cancel() {
 }
 
 // A message about no picture (an empty pad, a paste without a picture): it replaces the result,
-// which would otherwise seem to be what went wrong.
-function complain(message) {
+// which would otherwise seem to be what went wrong. underPad: about the pad, so also said under it
+// (on a phone the result card is out of view).
+function complain(message, { underPad = false } = {}) {
   cancel();
   result.reset();
   source = null;
-  padAnswer('');
+  padAnswer(underPad ? message : '');
   result.showError(message);
 }
 
@@ -235,9 +237,13 @@ function padAnswer(text) {
   padAnswerEl.hidden = !text;
 }
 
+const readBtn = $('read');
+
 const pad = new Pad(canvas, {
   ...PAD,
   onChange: () => {
+    // A focused button that disables itself drops the keyboard's focus to the top of the page.
+    if (pad.isEmpty && [undoBtn, clearBtn].includes(document.activeElement)) readBtn.focus();
     undoBtn.disabled = pad.isEmpty;
     clearBtn.disabled = pad.isEmpty;
   },
@@ -255,7 +261,7 @@ function schedule() {
 async function readDrawing() {
   clearTimeout(timer);
   if (pad.isEmpty) {
-    complain('Draw a number on the pad first.');
+    complain('Draw a number on the pad first.', { underPad: true });
     return;
   }
   const blob = await pad.toBlob();
@@ -280,7 +286,7 @@ function drawingChanged() {
   }
 }
 
-$('read').addEventListener('click', readDrawing);
+readBtn.addEventListener('click', readDrawing);
 undoBtn.addEventListener('click', () => {
   pad.undo();
   drawingChanged();

@@ -237,5 +237,6 @@ export function showReading(data, truth) {
   else el.probs.hidden = true;
   el.reading.hidden = false;
   if (shown && shown.unshown) nameUnshown();
-  el.announce.textContent = summary(data);
+  // A sample's verdict is spoken too: whether the reader got it right is what a sample is for.
+  el.announce.textContent = summary(data) + (el.verdict.hidden ? '' : ' ' + el.verdict.textContent);
 }

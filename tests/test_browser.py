@@ -250,6 +250,12 @@ def test_read_undo_and_clear_by_keyboard(page):
     # The reading of a drawing that is gone goes too, and there is nothing left to undo.
     assert page.is_hidden("#reading") and page.is_visible("#empty")
     assert page.is_disabled("#undo") and page.is_disabled("#clear")
+    # The button that disabled itself hands the focus on instead of dropping it to the top of the page.
+    assert page.evaluate("document.activeElement.id") == "read"
+    draw(page, "1", fill=0.3)
+    page.focus("#undo")
+    page.keyboard.press("Enter")
+    assert page.is_disabled("#undo") and page.evaluate("document.activeElement.id") == "read"
 
 
 def test_gallery_samples_say_right_or_wrong(page, client):
@@ -267,6 +273,7 @@ def test_gallery_samples_say_right_or_wrong(page, client):
         assert page.text_content("#number") == (expected or "No number found")
         verdict = page.text_content("#verdict")
         assert verdict == f"{'Right' if expected == truth else 'Wrong'}: the photo shows {truth}."
+        assert page.text_content("#announce").endswith(" " + verdict)  # spoken, not only shown
         assert sample.get_attribute("aria-current") == "true"
     # The bundled reader may read every sample right: a misreading is canned to see it called wrong.
     page.route("**/predict?*", lambda route: route.fulfill(json=canned("9999", found=True, box=None, candidates=[])))
@@ -472,7 +479,8 @@ def test_too_large_file_is_refused_in_the_page(page, tmp_path):
     page.route("**/predict?*", lambda route: (posted.append(1), route.abort()))
     page.set_input_files("#file", str(path))
     page.wait_for_selector("#error:not([hidden])")
-    assert page.text_content("#error") == "This picture is 11.0 MB; the reader takes at most 10.0 MB."
+    # Not "picture": the browser cannot tell whether it is one.
+    assert page.text_content("#error") == "This file is 11.0 MB; the reader takes at most 10.0 MB."
     assert posted == []
 
 
@@ -578,6 +586,31 @@ def test_phone_width(open_page, photo_210):
     wait_for_number(page, "210")
     assert page.is_hidden("#pad-answer")
     assert page.is_hidden(".fine-pointer")  # no dropping or pasting on a phone
+    # Read with nothing drawn: said under the pad too, since the result card is out of view.
+    page.click("#clear")
+    page.click("#read")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#pad-answer") == "Draw a number on the pad first." == page.text_content("#error")
+    assert page.locator("#pad-answer").is_visible()
+
+
+def test_larger_text_does_not_push_the_page_sideways(open_page, photo_210):
+    # The browser's text size made larger (not zoom, which narrows the layout too): the probability
+    # table is wider than a phone then, and scrolls in its own box.
+    page = open_page(PHONE).open()
+    page.evaluate("document.documentElement.style.fontSize = '24px'")  # CSSOM: the policy allows it
+    page.set_input_files("#file", str(photo_210))
+    assert reading(page) == "210"
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_high_contrast_keeps_the_box_and_bars(open_page, photo_210):
+    browser_page = open_page(forced_colors="active")
+    page = browser_page.open()
+    page.set_input_files("#file", str(photo_210))
+    assert reading(page) == "210"
+    assert page.eval_on_selector(".box", "b => getComputedStyle(b).boxShadow") != "none"
+    assert page.eval_on_selector(".bar", "b => getComputedStyle(b).backgroundImage") != "none"
 
 
 def test_keyboard_alone(page):
