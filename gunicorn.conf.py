@@ -7,6 +7,19 @@ picture the limits let in takes a worker to about 260 MB for the moment it is de
 """
 import ctypes
 import os
+import runpy
+from pathlib import Path
+
+# The app's checks of its numbers, loaded by path: `import app` would load Flask and the models into
+# the master, which only forks the workers that load them.
+_settings = runpy.run_path(str(Path(__file__).resolve().parent / "app" / "settings.py"))
+
+
+def whole(name: str, default: int, minimum: int = 1) -> int:
+    try:
+        return _settings["whole"](name, default, minimum)
+    except ValueError as error:
+        raise SystemExit(f"gunicorn.conf.py: {error}") from None  # one line, not gunicorn's traceback
 
 
 def two_malloc_arenas() -> None:
@@ -15,7 +28,7 @@ def two_malloc_arenas() -> None:
     (peak 319 MB); with two arenas, 131 MB (peak 262 MB). The MALLOC_ARENA_MAX variable does the same
     but must be set before Python starts; mallopt here, in the master, holds for the workers it forks."""
     try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, int(os.environ.get("MALLOC_ARENA_MAX", "2")))  # -8: M_ARENA_MAX
+        ctypes.CDLL("libc.so.6").mallopt(-8, whole("MALLOC_ARENA_MAX", 2))  # -8: M_ARENA_MAX
     except (OSError, AttributeError):  # not glibc: its allocator, its own rules
         pass
 
@@ -27,10 +40,14 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # (about 91 MB each). Two workers and the master take about 210 MB of a 512 MB dyno, which leaves room for
 # one worst-case picture at a time; two at once, one per worker, come to about 545 MB (README, "Load";
 # app/images.py decodes one large picture at a time per worker).
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Heroku's buildpack sets WEB_CONCURRENCY by dyno size (2 on 512 MB dynos, 4 or more on larger ones).
+workers = whole("WEB_CONCURRENCY", 2)
 # A second thread receives the next upload and answers /healthz while the first reads an image;
 # more threads did not raise throughput (the CPU is the limit) and each may hold a decoded picture.
-threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+threads = whole("GUNICORN_THREADS", 2)
+# Named, not implied by threads > 1: with one thread gunicorn would switch to its sync worker, which
+# closes every connection after its request (no keep-alive) and lets `timeout` cut requests short.
+worker_class = "gthread"
 # A read takes milliseconds (half a second for a 25-megapixel HEIC). With threads this is how long a
 # worker's main loop may stop before the master replaces it, not a limit on a request: the upload
 # deadline (app/deadline.py) bounds a body's arrival, and Heroku's router gives up at 30 s.
@@ -39,8 +56,10 @@ timeout = 30
 # default (2 s here) would close them first, and a request the router sends at that moment fails.
 # An idle kept-alive connection waits in the worker's poller, not in one of its threads; served
 # directly rather than behind a router, silent sockets would be kept that long too (GUNICORN_KEEPALIVE).
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "100"))
-graceful_timeout = 10
+keepalive = whole("GUNICORN_KEEPALIVE", 100, minimum=0)
+# Heroku sends SIGTERM and kills the dyno's processes 30 s later: requests in flight (an upload may take
+# UPLOAD_SECONDS to arrive) get most of that, and the master still exits before the kill.
+graceful_timeout = 25
 # Memory did not grow over 30,000 requests, so recycling is insurance against slow leaks in native
 # libraries (LiteRT, libheif, Pillow's decoders) on paths the load test does not take. At full load
 # (67 requests/s on the present host) a worker restarts about every 5 minutes and its 0.5 s start is lost in the noise;

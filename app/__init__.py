@@ -9,6 +9,7 @@ from flask import Flask, Request, jsonify
 from flask_talisman import Talisman
 from werkzeug.exceptions import HTTPException
 
+from app import settings
 from model.pipeline import Pipeline
 from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL
 
@@ -52,17 +53,13 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, static_folder=str(ROOT / "static"), template_folder=str(ROOT / "templates"))
     app.request_class = InMemoryRequest
     app.config.update(DEFAULTS)
+    app.config.update({key: os.environ[key] for key in ("MODEL_PATH", "LOCATOR_PATH", "DRAWING_MODEL_PATH", "RATE_LIMIT")
+                       if key in os.environ})
     app.config.update(
-        {key: cast(os.environ[env]) for key, env, cast in (
-            ("MODEL_PATH", "MODEL_PATH", str),
-            ("LOCATOR_PATH", "LOCATOR_PATH", str),
-            ("DRAWING_MODEL_PATH", "DRAWING_MODEL_PATH", str),
-            ("MAX_CONTENT_LENGTH", "MAX_UPLOAD_BYTES", int),
-            ("MAX_IMAGE_PIXELS", "MAX_IMAGE_PIXELS", int),
-            ("RATE_LIMIT", "RATE_LIMIT", str),
-            ("TRUSTED_PROXIES", "TRUSTED_PROXIES", int),
-            ("UPLOAD_SECONDS", "UPLOAD_SECONDS", float),
-        ) if env in os.environ}
+        MAX_CONTENT_LENGTH=settings.whole("MAX_UPLOAD_BYTES", DEFAULTS["MAX_CONTENT_LENGTH"]),
+        MAX_IMAGE_PIXELS=settings.whole("MAX_IMAGE_PIXELS", DEFAULTS["MAX_IMAGE_PIXELS"]),
+        TRUSTED_PROXIES=settings.whole("TRUSTED_PROXIES", DEFAULTS["TRUSTED_PROXIES"], minimum=0),
+        UPLOAD_SECONDS=settings.seconds("UPLOAD_SECONDS", DEFAULTS["UPLOAD_SECONDS"]),
     )
     # Flask reads FLASK_DEBUG from the environment; no environment turns debug on here, so a stray
     # variable on the server cannot expose the debugger or tracebacks. Only code (tests) can.

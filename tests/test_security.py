@@ -1,5 +1,6 @@
 """Rate limit (off by default, on by environment), no debug from the environment, no leak from an internal fault."""
 import io
+import runpy
 
 import pytest
 from flask import request
@@ -38,6 +39,29 @@ def test_a_mistyped_rate_limit_stops_the_app_at_start(monkeypatch):
         create_app({"TESTING": True})
 
 
+@pytest.mark.parametrize("name, value", [
+    ("MAX_UPLOAD_BYTES", "0"), ("MAX_UPLOAD_BYTES", "10e6"), ("MAX_IMAGE_PIXELS", "-1"), ("MAX_IMAGE_PIXELS", ""),
+    ("TRUSTED_PROXIES", "-1"), ("TRUSTED_PROXIES", "one"), ("UPLOAD_SECONDS", "0"), ("UPLOAD_SECONDS", "inf"),
+    ("UPLOAD_SECONDS", "nan"), ("UPLOAD_SECONDS", "-5"),
+])
+def test_a_mistyped_number_stops_the_app_at_start_naming_it(monkeypatch, name, value):
+    # Left to run, 0 bytes refused every upload while /healthz said ok, -1 proxies made proxied
+    # requests 500s, and inf seconds logged a traceback per request.
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"^{name}={value!r}: expected "):
+        create_app({"TESTING": True})
+
+
+@pytest.mark.parametrize("name, value", [("WEB_CONCURRENCY", "0"), ("GUNICORN_THREADS", "0"),
+                                         ("GUNICORN_THREADS", "two"), ("GUNICORN_KEEPALIVE", "-1"),
+                                         ("MALLOC_ARENA_MAX", "0")])
+def test_a_mistyped_gunicorn_setting_stops_it_in_one_line(monkeypatch, name, value):
+    # gunicorn reads its config file in the master: SystemExit's message is all it prints.
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=f"^gunicorn.conf.py: {name}={value!r}: expected a whole number of at least"):
+        runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
 def test_rate_limit_is_per_client_behind_a_trusted_proxy(monkeypatch, photo):
     monkeypatch.setenv("RATE_LIMIT", "2/minute")
     monkeypatch.setenv("TRUSTED_PROXIES", "1")
@@ -74,7 +98,6 @@ def test_uploads_are_never_spooled_to_disk(app):
 
 
 def test_the_models_and_the_server_are_set_from_the_environment(monkeypatch, tmp_path):
-    import runpy
     import shutil
     from pathlib import Path
 
@@ -104,3 +127,6 @@ def test_the_models_and_the_server_are_set_from_the_environment(monkeypatch, tmp
     monkeypatch.setenv("GUNICORN_KEEPALIVE", "7")
     settings = runpy.run_path(str(model.parent / "gunicorn.conf.py"))
     assert (settings["workers"], settings["threads"], settings["bind"], settings["keepalive"]) == (3, 4, "0.0.0.0:5123", 7)
+    # One thread keeps the threaded worker (and keep-alive), not gunicorn's sync worker.
+    monkeypatch.setenv("GUNICORN_THREADS", "1")
+    assert runpy.run_path(str(model.parent / "gunicorn.conf.py"))["worker_class"] == "gthread"

@@ -1,0 +1,41 @@
+"""Numbers read from the environment, checked at start.
+
+A mistyped or out-of-range value stops the server with one line naming the variable. Left unchecked,
+`MAX_UPLOAD_BYTES=0` refused every upload while /healthz said ok, `TRUSTED_PROXIES=-1` made every
+proxied request a 500, and `UPLOAD_SECONDS=inf` logged a traceback per request.
+
+No imports beyond the standard library: gunicorn.conf.py loads this file by its path, in the master,
+which must not import the app (Flask, the models) that only the workers load.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+
+def whole(name: str, default: int, minimum: int = 1) -> int:
+    """The whole number in environment variable `name` (at least `minimum`), or `default` when unset."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ValueError(f"{name}={text!r}: expected a whole number of at least {minimum}")
+    return value
+
+
+def seconds(name: str, default: float) -> float:
+    """The positive, finite number of seconds in environment variable `name`, or `default` when unset."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}={text!r}: expected a number of seconds above 0")
+    return value
