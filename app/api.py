@@ -38,10 +38,21 @@ def image_bytes() -> bytes:
     """The upload, from a multipart field `image`, a JSON data URL, or a raw image/* body."""
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
-        upload = request.files.get("image")
+        try:
+            upload = request.files.get("image")
+        except RequestEntityTooLarge:
+            declared, limit = request.content_length, current_app.config["MAX_CONTENT_LENGTH"]
+            if declared is None or limit is None or declared > limit:
+                raise
+            # Werkzeug's own limits on a form's parts, which the body's size does not explain.
+            config = current_app.config
+            raise ImageError(413, f"The upload has more than {config['MAX_FORM_PARTS']:,} fields, or a text field over "
+                                  f"{config['MAX_FORM_MEMORY_SIZE']:,} bytes: send the image as a file in the field 'image'.") from None
         if upload is None:
             if not request.files and not request.form:  # Werkzeug's parser gives up on a cut body silently
                 raise ImageError(400, "The multipart upload holds no fields: it is empty, cut short or malformed.")
+            if "image" in request.form:  # curl -F image=<file sends the file's bytes as text
+                raise ImageError(400, "The field 'image' holds text, not a file: send the file itself (curl -F image=@photo.jpg).")
             raise ImageError(400, "Send the image in a multipart field named 'image'.")
         return upload.read()
     if mimetype == "application/json":

@@ -29,6 +29,7 @@ import pillow_heif
 import psutil
 from PIL import Image
 
+from app.images import MAX_COEFFICIENT_BYTES, MAX_WEBP_PIXELS
 from bench.load import ROOT, free_port, procfile_command, settled, wait_for
 
 
@@ -53,8 +54,14 @@ def pictures(pixels: int) -> dict[str, tuple[bytes, str]]:
         image.paste(ink, (size[0] // 3, size[1] // 3, size[0] // 2, size[1] // 2))
         return image
 
+    def four_by_three(pixels: int) -> tuple[int, int]:
+        return int(math.sqrt(pixels * 4 / 3)), int(math.sqrt(pixels * 3 / 4))
+
     pillow_heif.register_heif_opener()
     grey16 = Image.fromarray(np.full((side, side), 50000, np.uint16))
+    webp = four_by_three(min(pixels, MAX_WEBP_PIXELS))  # the formats with a ceiling of their own, at it
+    cmyk = four_by_three(min(pixels, MAX_COEFFICIENT_BYTES // 8))  # 4 channels x 2 bytes a pixel
+    strip = (65_500, pixels // 65_500)  # JPEG's widest
     return {
         f"PNG RGBA {side}x{side}": (encode(block("RGBA", (side, side), (0, 0, 0, 0), (0, 0, 0, 255)), "PNG"), "image/png"),
         f"PNG RGB {side}x{side}": (encode(block("RGB", (side, side), "white", (0, 0, 0)), "PNG"), "image/png"),
@@ -62,6 +69,13 @@ def pictures(pixels: int) -> dict[str, tuple[bytes, str]]:
         f"GIF {side}x{side}": (encode(block("P", (side, side), 1, 0), "GIF"), "image/gif"),
         f"JPEG {wide[0]}x{wide[1]}": (encode(block("RGB", wide, "white", (0, 0, 0)), "JPEG"), "image/jpeg"),
         f"HEIC {wide[0]}x{wide[1]}": (encode(block("RGB", wide, "white", (0, 0, 0)), "HEIF"), "image/heic"),
+        f"JPEG strip {strip[0]}x{strip[1]}": (encode(block("RGB", strip, "white", (0, 0, 0)), "JPEG"), "image/jpeg"),
+        f"JPEG progressive 4:4:4 {wide[0]}x{wide[1]}": (encode(block("RGB", wide, "white", (0, 0, 0)), "JPEG",
+                                                               progressive=True, subsampling=0), "image/jpeg"),
+        f"JPEG progressive CMYK {cmyk[0]}x{cmyk[1]}": (encode(block("CMYK", cmyk, (0, 0, 0, 0), (0, 0, 0, 255)), "JPEG",
+                                                              progressive=True, subsampling=0), "image/jpeg"),
+        f"WebP RGBA lossless {webp[0]}x{webp[1]}": (encode(block("RGBA", webp, (0, 0, 0, 0), (0, 0, 0, 255)), "WEBP",
+                                                           lossless=True), "image/webp"),
     }
 
 
@@ -76,7 +90,8 @@ def main() -> None:
     for name, (data, content_type) in cases.items():
         status, elapsed, idle, peak, _ = serve(data, content_type, args.pixels, 1)
         _, _, _, peak_two, after_two = serve(data, content_type, args.pixels, 2)
-        print(f"| {name} | {len(data) / 1e3:.0f} kB | {status} | {elapsed * 1000:.0f} ms | {idle:.0f} MB | {peak:.0f} MB "
+        size = f"{len(data) / 1e3:.0f} kB" if len(data) >= 1000 else f"{len(data)} bytes"
+        print(f"| {name} | {size} | {status} | {elapsed * 1000:.0f} ms | {idle:.0f} MB | {peak:.0f} MB "
               f"| {peak_two:.0f} MB | {after_two:.0f} MB |")
 
 

@@ -101,6 +101,21 @@ def test_a_multipart_body_cut_short_is_said_to_be_damaged(client, test_samples):
     assert other.status_code == 400 and "named 'image'" in other.get_json()["error"]
 
 
+def test_an_image_sent_as_text_is_asked_for_as_a_file(client, test_samples):
+    # curl -F image=<photo.png: the bytes come as a text field, not a file.
+    response = client.post("/predict", data={"image": "\x89PNG not a file"}, content_type="multipart/form-data")
+    assert response.status_code == 400 and "holds text, not a file" in response.get_json()["error"]
+
+
+def test_werkzeugs_form_limits_are_not_called_the_upload_limit(client, test_samples):
+    photo = (io.BytesIO(test_samples[0].path.read_bytes()), "1.png")
+    many = client.post("/predict", data={"image": photo, **{f"f{i}": "x" for i in range(1_001)}})
+    long_text = client.post("/predict", data={"image": (io.BytesIO(test_samples[0].path.read_bytes()), "1.png"),
+                                              "note": "x" * 600_000})
+    for response in (many, long_text):
+        assert response.status_code == 413 and "fields, or a text field over 500,000 bytes" in response.get_json()["error"]
+
+
 def test_base64_wrapped_over_lines_is_read(client, test_samples):
     # As the `base64` command and MIME write it: a line break every 76 characters.
     wrapped = base64.encodebytes(test_samples[0].path.read_bytes()).decode()
@@ -185,4 +200,4 @@ def test_finds_the_number_in_a_big_phone_photo_and_boxes_it_upright(client, test
 def test_no_number_is_found_where_there_is_none(client, picture):
     body = client.post("/predict", data=encode(picture), content_type="image/png").get_json()
     assert body["found"] is False and body["number"] == "" and body["box"] is None
-    assert body["confident"] is False
+    assert body["confident"] is False and body["confidence"] == 0.0 and body["digit_boxes"] is None

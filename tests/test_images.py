@@ -79,6 +79,22 @@ def test_every_colour_mode_becomes_rgb(mode):
     assert out.mode == "RGB" and out.size == (12, 8)
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "GIF"])
+def test_a_transparent_palette_drawing_lands_on_white(fmt):
+    image = Image.new("P", (12, 8), 0)
+    image.putpalette([0, 0, 0] * 256)  # every entry black: only the transparency can make it white
+    image.info["transparency"] = 0
+    out = decode_image(encode(image, fmt, transparency=0), LIMIT)
+    assert out.getpixel((3, 3)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("fmt, options", [("TIFF", {}), ("EPS", {}), ("PDF", {}), ("ICO", {}), ("TGA", {}), ("PPM", {})])
+def test_formats_outside_the_list_are_refused_unopened(fmt, options):
+    # Pillow opens these too (EPS through Ghostscript): only the formats a browser or phone sends are read.
+    data = encode(Image.new("RGB", (16, 16), "white"), fmt, **options)
+    assert status_of(data) == 415, fmt
+
+
 def test_animated_gif_reads_its_first_frame():
     frames = [Image.new("L", (16, 16), v) for v in (0, 255)]
     data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
@@ -151,3 +167,85 @@ def test_damaged_files_of_every_format_give_a_4xx_or_a_picture():
                 assert decode_image(bytes(damaged), LIMIT).mode == "RGB"
             except ImageError as error:
                 assert error.status in (400, 413, 415)
+
+
+# ---------- Files that cost time or memory out of proportion to their bytes ----------
+
+def progressive_jpeg(size=(64, 64), mode="RGB", extra_scans=0) -> bytes:
+    """A progressive JPEG, its last scan repeated `extra_scans` times (libjpeg decodes each again)."""
+    data = encode(Image.new(mode, size, "white" if mode != "CMYK" else (0, 0, 0, 0)), "JPEG", progressive=True,
+                  subsampling=0, quality=50)
+    last = data.rindex(b"\xff\xda")
+    return data[:-2] + data[last:-2] * extra_scans + b"\xff\xd9"
+
+
+def test_a_normal_progressive_jpeg_is_read():
+    data = progressive_jpeg((3000, 2000))
+    assert data.count(b"\xff\xda") >= 6
+    assert decode_image(data, 25_000_000).size == (1500, 1000)  # reduced when decoded, then averaged to MAX_SIDE
+
+
+def test_too_many_jpeg_scans_are_refused_before_decoding():
+    data = progressive_jpeg(extra_scans=100)
+    assert decode_image(progressive_jpeg(extra_scans=80), LIMIT).size == (64, 64)  # repeats below the ceiling still read
+    with pytest.raises(ImageError, match="more than 100 JPEG scans") as caught:
+        decode_image(data, LIMIT)
+    assert caught.value.status == 400
+
+
+def test_too_many_jpeg_segments_are_refused_before_decoding():
+    data = encode(Image.new("RGB", (32, 32), "white"), "JPEG")
+    with pytest.raises(ImageError, match="more than 256 JPEG segments"):
+        decode_image(data[:2] + b"\xff\xe3\x00\x02" * 300 + data[2:], LIMIT)
+    assert decode_image(data[:2] + b"\xff\xe3\x00\x02" * 200 + data[2:], LIMIT).size == (32, 32)
+
+
+def test_too_many_png_chunks_are_refused_before_decoding():
+    data = encode(Image.new("RGB", (32, 32), "white"), "PNG")
+    chunk = struct.pack(">I", 0) + b"prIv" + struct.pack(">I", zlib.crc32(b"prIv"))
+    with pytest.raises(ImageError, match="more than 20,000 PNG chunks"):
+        decode_image(data[:33] + chunk * 20_001 + data[33:], LIMIT)  # 33: signature and IHDR
+    assert decode_image(data[:33] + chunk * 1_000 + data[33:], LIMIT).size == (32, 32)
+
+
+def test_a_gif_of_comment_blocks_is_refused_before_decoding():
+    data = encode(Image.new("L", (32, 32), 255), "GIF")
+    image_start = data.index(b",")
+    comments = b"!\xfe" + b"\x01c" * 5_000 + b"\x00"  # one comment in 5,000 one-byte sub-blocks
+    with pytest.raises(ImageError, match="more than 4,096 GIF blocks"):
+        decode_image(data[:image_start] + comments + data[image_start:], LIMIT)
+    short = b"!\xfe" + b"\x01c" * 100 + b"\x00"
+    assert decode_image(data[:image_start] + short + data[image_start:], LIMIT).size == (32, 32)
+
+
+def test_a_large_webp_is_refused_before_decoding():
+    # 1 kB of lossless WebP at 5,000x5000 took a worker to 468 MB: libwebp holds the picture several times.
+    data = encode(Image.new("RGBA", (4000, 3000), (255, 255, 255, 0)), "WEBP", lossless=True)
+    with pytest.raises(ImageError, match="WebP is read whole") as caught:
+        decode_image(data, 25_000_000)
+    assert caught.value.status == 413
+
+
+def test_a_large_progressive_cmyk_jpeg_is_refused_before_decoding():
+    # libjpeg keeps 4 channels x 2 bytes of coefficients per pixel at full size: 200 MB at 25 megapixels.
+    data = progressive_jpeg((5000, 5000), "CMYK")
+    with pytest.raises(ImageError, match="progressive JPEG") as caught:
+        decode_image(data, 25_000_000)
+    assert caught.value.status == 413
+
+
+def test_a_wide_jpeg_strip_is_decoded_at_reduced_scale(monkeypatch):
+    # Asking for 1,024 pixels on both sides left a 20,000x200 strip at full size (65,500x381: +193 MB).
+    from PIL import JpegImagePlugin
+
+    loaded = []
+    load = JpegImagePlugin.JpegImageFile.load
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", lambda self: (loaded.append(self.size), load(self))[1])
+    image = decode_image(encode(Image.new("RGB", (20_000, 200), "white"), "JPEG"), 25_000_000)
+    assert loaded[0] == (2_500, 25) and image.size == (1_250, 13)  # decoded at 1/8, then averaged
+    assert image.info["original_size"] == (20_000, 200)
+
+
+def test_a_short_exif_block_is_a_damaged_file():
+    for fmt, exif in (("PNG", b"II*\x00"), ("WEBP", b"MM")):
+        assert status_of(encode(Image.new("RGB", (60, 40), "white"), fmt, exif=exif)) == 400, fmt
