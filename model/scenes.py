@@ -55,7 +55,8 @@ def scene_of(content: Image.Image, boxes: list[Box], rng: np.random.Generator, w
              lettering: Lettering | None = None) -> tuple[Image.Image, list[Box]]:
     """`content` pasted at a random spot of a background `factor` times its width and height."""
     size = (max(content.width + 1, int(content.width * factor)), max(content.height + 1, int(content.height * factor)))
-    canvas = background(rng, size, walls)
+    # In the content's mode: a texture is grey, and pasting a colour photo onto it made the whole scene grey.
+    canvas = background(rng, size, walls).convert(content.mode)
     paste_patches(canvas, rng, walls, patches, content.size, lettering)
     x, y = int(rng.integers(0, size[0] - content.width + 1)), int(rng.integers(0, size[1] - content.height + 1))
     canvas.paste(content, (x, y), feathered_mask(content.size) if feather else None)

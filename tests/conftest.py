@@ -39,7 +39,8 @@ def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
 
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory):
-    """A 10-digit MNIST in idx format: digit d is a bar of ink at column 2d, so a drawing can be checked."""
+    """A 10-digit MNIST in idx format (digit d a bar of ink at column 2d). Composing crops each digit to its
+    ink, so every digit draws the same bar: tests that check labels against pixels make their own digits."""
     folder = tmp_path_factory.mktemp("mnist")
     images = np.zeros((10, 28, 28), np.uint8)
     for d in range(10):

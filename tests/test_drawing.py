@@ -56,11 +56,15 @@ def test_a_faint_pen_is_ink_and_so_is_a_jpeg_of_the_drawing():
 
 
 def test_a_piece_is_cut_out_without_its_neighbours_ink():
-    image = sheet([ONE, SEVEN_TOP, SEVEN_STEM, FOUR])
+    # A one and a four a few pixels either side of the seven: apart, but inside its grown box.
+    image = sheet([(66, 20, 66, 100), SEVEN_TOP, SEVEN_STEM, (144, 20, 144, 100)])
     drawing = Sheet.of(image)
     _, seven, _ = drawing.pieces
+    left, top, width, height = seven
+    plain = np.asarray(image.convert("L").crop((round(left - 0.3 * width), top, round(left + 1.3 * width), top + height)))
+    assert plain[:, :10].min() < 100 and plain[:, -10:].min() < 100  # a plain crop takes in both neighbours
     cut = np.asarray(drawing.cut_out(seven))
-    # The seven's box grown by 30% per side would reach into the one and the four; the cut holds the seven alone.
+    # The cut holds the seven alone.
     assert cut.shape == (round(seven[3] * 1.6), round(seven[2] * 1.6))
     left_margin, right_margin = round(0.3 * seven[2]), round(0.3 * seven[2])
     assert cut[:, :left_margin - 1].min() == 245 and cut[:, -right_margin + 1:].min() == 245
@@ -117,6 +121,18 @@ def test_a_tap_or_a_dash_is_no_number(pipeline, lines):
     assert Sheet.of(pen_marks(*lines)).box() is None
     answer = pipeline.read_drawing(pen_marks(*lines))
     assert not answer.found and answer.number == ""
+
+
+def test_the_tap_rule_sits_between_a_dragged_tap_and_the_squattest_digits():
+    # The pad's pen dragged 5 px is a tap; a stroke 1.5 pen widths tall (as squat as the boldest
+    # one-piece MNIST digits, 1.41) is ink to read. FLATTEST lies in that thin gap.
+    def mark(drag: int) -> bool:
+        drawing = Sheet.of(pen_marks((240, 120 - drag / 2, 240, 120 + drag / 2)))
+        (piece,) = drawing.pieces
+        return drawing.is_mark(piece)
+
+    assert mark(0) and mark(5)
+    assert not mark(8) and not mark(16)
 
 
 def test_short_strokes_and_a_dash_beside_digits_are_still_read(pipeline):

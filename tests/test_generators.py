@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from model.augment import lower_resolution
-from model.data import load_samples
+from model.data import Sample, load_samples
 from model.handwriting import Handwriting, load_mnist, read_idx
 from model.preprocess import protocol_crop, to_input
 from model.pseudo import load_pseudo_labels, pseudo_photos
@@ -60,6 +60,72 @@ def test_handwriting_draws_the_labelled_digits(mnist_dir):
             assert inside.min() < sheet - 100  # dark ink inside each digit box
         ink_columns = np.where((pixels < sheet - 100).any(axis=0))[0]
         assert ink_columns.min() >= boxes[0][0] and ink_columns.max() < boxes[-1][0] + boxes[-1][2]
+
+
+# Label checks need digits whose pixels say which digit they are. Recombined crops: every digit's
+# photo crop is a flat grey of its own, on a lighter wall, so a box's centre reads its digit.
+WALL, GREYS = 250, [10 + 20 * d for d in range(10)]
+
+
+def flat_digit_photos():
+    """Two photos of five digits each (0-4, 5-9), every digit box filled with the grey of its digit."""
+    samples, images = [], {}
+    for first in (0, 5):
+        photo, boxes = Image.new("L", (200, 60), WALL), []
+        for i, digit in enumerate(range(first, first + 5)):
+            left, top, width, height = 20 + 34 * i, 10, 24, 40
+            photo.paste(GREYS[digit], (left, top, left + width, top + height))
+            boxes.append((float(left), float(top), float(width), float(height)))
+        sample = Sample(path=FIXTURES / f"flat{first}.png", digits=tuple(range(first, first + 5)), boxes=tuple(boxes))
+        samples.append(sample)
+        images[sample.path] = photo
+    return samples, images
+
+
+def grey_digit_in(canvas, box):
+    """The digit whose grey fills the middle of a box (where the feathered paste is opaque)."""
+    left, top, width, height = box
+    middle = np.asarray(canvas)[top + height // 3: top + 2 * height // 3 + 1, left + width // 3: left + 2 * width // 3 + 1]
+    return int(np.abs(np.array(GREYS) - np.median(middle)).argmin())
+
+
+def test_recombined_numbers_hold_the_labelled_crops_left_to_right():
+    samples, images = flat_digit_photos()
+    bank = DigitBank(samples, images)
+    lengths = set()
+    for seed in range(30):
+        canvas, digits, boxes = bank.compose(np.random.default_rng(seed))
+        lengths.add(len(digits))
+        assert tuple(grey_digit_in(canvas, box) for box in boxes) == digits  # each box holds its label's crop
+        assert tuple(grey_digit_in(canvas, box) for box in sorted(boxes)) == digits  # read left to right
+    assert {1, 2, 3} <= lengths  # numbers of several digits, whose order can be wrong
+
+
+# Handwriting: the bank crops each MNIST digit to its ink, so a digit told by its column (as the
+# mnist_dir fixture's bars are) comes out the same for every digit. Here digit d is d + 1
+# vertical strokes, which a crop, a thinner or bolder pen and scaling all keep.
+def stroke_digits():
+    images = np.zeros((10, 28, 72), np.uint8)
+    for d in range(10):
+        for stroke in range(d + 1):
+            images[d, 4:24, 4 + 7 * stroke: 7 + 7 * stroke] = 255  # 3 wide, 4 apart
+    return images, np.arange(10, dtype=np.uint8)
+
+
+def strokes_in(canvas, box):
+    """How many separate runs of ink cross the middle row of a box."""
+    left, top, width, height = box
+    pixels = np.asarray(canvas, np.int16)
+    row = pixels[top + height // 2, left: left + width] < np.median(pixels) - 50
+    return int(row[0]) + int(np.count_nonzero(row[1:] & ~row[:-1]))
+
+
+def test_handwriting_labels_say_which_digit_each_box_holds_left_to_right():
+    writer = Handwriting(*stroke_digits())
+    for seed in range(30):
+        canvas, digits, boxes = writer.compose(np.random.default_rng(seed), length=seed % 4 + 1)
+        assert tuple(strokes_in(canvas, box) - 1 for box in boxes) == digits
+        assert tuple(strokes_in(canvas, box) - 1 for box in sorted(boxes)) == digits  # read left to right
 
 
 def test_batches_are_deterministic_and_labelled(photos):

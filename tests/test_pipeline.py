@@ -97,6 +97,44 @@ def test_an_answer_is_confident_by_the_pipelines_threshold_not_the_readers():
     assert not unfound.found and not unfound.confident
 
 
+def test_a_sure_box_whose_reading_is_empty_is_no_number():
+    # The reader may read no digits (length 0) in a box the localiser is sure of: nothing to answer.
+    class EmptyReader(FakeReader):
+        def read(self, image) -> Reading:
+            self.runs += 1
+            return Reading("", 0.99, True, [], [], 1.0)
+
+    answer = fake_pipeline(EmptyReader(), FakeLocator([(0.95, (10, 10, 40, 20))])).read(Image.new("RGB", (200, 100)))
+    assert not answer.found and not answer.confident and answer.number == ""
+
+
+class CloserLocator(FakeLocator):
+    """Proposes `first` on the first look and, on the closer look, `closer` (in the window's pixels
+    counted from the picture: the fake is told where the window was cut)."""
+
+    def __init__(self, first, closer):
+        super().__init__([first])
+        self.closer = closer
+
+    def find(self, image, limit=3):
+        self.runs += 1
+        if self.runs == 1:
+            return [self.found[0]], 1.0
+        score, (left, top, width, height) = self.closer
+        x0, y0 = image.window
+        return [(score, (left - x0, top - y0, width, height))], 1.0
+
+
+def test_a_closer_look_replaces_the_box_only_where_it_overlaps_and_keeps_the_better_score():
+    first = (0.9, (400, 300, 40, 30))
+    tighter = CloserLocator(first, (0.6, (405, 302, 34, 26)))
+    answer = fake_pipeline(FakeReader(0.9), tighter).read(windows_of(Image.new("RGB", (1000, 800))))
+    assert answer.best.box == (405, 302, 34, 26) and answer.best.score == 0.9  # the first look's score stands
+    elsewhere = CloserLocator(first, (0.95, (300, 250, 20, 15)))  # in the window, but not on the first box
+    answer = fake_pipeline(FakeReader(0.9), elsewhere).read(windows_of(Image.new("RGB", (1000, 800))))
+    assert answer.best.box == (400, 300, 40, 30) and answer.best.score == 0.9
+
+
 def test_a_confident_threshold_calibrated_with_another_reader_is_not_used(tmp_path):
     from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL, Reader
 
