@@ -9,15 +9,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import create_app
+from app import DEFAULTS, create_app
 from model.data import load_samples
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+# The defaults, whatever a developer's shell sets (RATE_LIMIT, TRUSTED_PROXIES, ... would change the app).
+TEST_CONFIG = {**DEFAULTS, "TESTING": True}
+
+
 @pytest.fixture(scope="session")
 def app():
-    return create_app({"TESTING": True})
+    return create_app(TEST_CONFIG)
 
 
 @pytest.fixture()

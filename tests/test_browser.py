@@ -225,10 +225,14 @@ def test_a_tap_on_the_pad_is_no_number(page, moved):
 
 
 def test_a_photo_chosen_just_after_drawing_keeps_its_answer(page, photo_210):
+    drawings = []
+    page.on("request", lambda request: drawings.append(request.url) if "kind=drawing" in request.url else None)
     draw(page, "4", fill=0.6)
     page.set_input_files("#file", str(photo_210))  # within the drawing's pause before it is read
     wait_for_number(page, "210")
-    page.wait_for_timeout(1500)  # past the pause: the drawing's read, had it been left pending, would show now
+    # Past the 0.8 s pause, a pending read would have been sent (however slowly it were answered): none is.
+    page.wait_for_timeout(1500)
+    assert drawings == []
     assert page.text_content("#number") == "210" and page.text_content("#seen-caption").startswith("house-210.png")
 
 

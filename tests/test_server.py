@@ -242,6 +242,9 @@ def test_a_connection_kept_alive_outlives_the_upload_deadline(server):
         connection.request("POST", "/predict", body=(FIXTURES / "svhn_test" / "11.png").read_bytes(),
                            headers={"Content-Type": "image/png"})
         assert connection.getresponse().read() and connection.sock is not None
+        # Answered before its body was read (a bad kind): the deadline stands down all the same.
+        connection.request("POST", "/predict?kind=bad", body=b"\0" * 50_000, headers={"Content-Type": "image/png"})
+        assert connection.getresponse().read() and connection.sock is not None
         time.sleep(UPLOAD_SECONDS + 1)
         connection.request("GET", "/healthz")
         assert connection.getresponse().status == 200
