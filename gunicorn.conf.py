@@ -71,4 +71,6 @@ reload = False
 # gunicorn's control socket (for gunicornc) is one path per user, $HOME/.gunicorn/gunicorn.ctl:
 # a second server on the machine (tests, a benchmark) took it over from the first. Nothing here uses it.
 control_socket_disable = True
-accesslog = "-"  # method, path, status and size only: images are never logged
+accesslog = "-"  # method, path, status, size, time and the router's request id: images are never logged
+# gunicorn's default, then the time taken (ms) and Heroku's X-Request-ID, to match the router's log line.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms request=%({x-request-id}i)s'

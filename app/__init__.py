@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 from pathlib import Path
 
-from flask import Flask, Request, jsonify
+from flask import Flask, Request, jsonify, request
 from flask_talisman import Talisman
 from werkzeug.exceptions import HTTPException
 
@@ -64,6 +65,7 @@ def create_app(config: dict | None = None) -> Flask:
     # Flask reads FLASK_DEBUG from the environment; no environment turns debug on here, so a stray
     # variable on the server cannot expose the debugger or tracebacks. Only code (tests) can.
     app.config["DEBUG"] = False
+    app.logger.setLevel(logging.INFO)  # the reasons of refusals (log_refusal); Flask's default shows warnings only
     app.config.update(config or {})
     app.extensions["pipeline"] = Pipeline(app.config["MODEL_PATH"], app.config["LOCATOR_PATH"],
                                           app.config["DRAWING_MODEL_PATH"])
@@ -90,6 +92,16 @@ def create_app(config: dict | None = None) -> Flask:
         # Keep the exception's own headers but its HTML type: a 405 must still list the Allow-ed methods.
         headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
         return jsonify(error=messages.get(error.code, error.description)), error.code, headers
+
+    @app.after_request
+    def log_refusal(response):
+        # Only the client hears an error's reason otherwise; the access log has its status alone.
+        # Heroku's router gives each request an id, which lines this up with the router's log.
+        if 400 <= response.status_code < 500 and response.is_json:
+            reason = (response.get_json(silent=True) or {}).get("error")
+            app.logger.info("%s %r %d %s [request %s]", request.method, request.path, response.status_code, reason,
+                            request.headers.get("X-Request-ID", "-"))
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -131,3 +131,15 @@ def test_the_models_and_the_server_are_set_from_the_environment(monkeypatch, tmp
     # One thread keeps the threaded worker (and keep-alive), not gunicorn's sync worker.
     monkeypatch.setenv("GUNICORN_THREADS", "1")
     assert runpy.run_path(str(model.parent / "gunicorn.conf.py"))["worker_class"] == "gthread"
+
+
+def test_a_refusal_is_logged_with_its_reason_and_request_id(client, caplog):
+    # The client hears why; the operator reads it in the log, beside the router's request id.
+    with caplog.at_level("INFO", logger="app"):
+        client.post("/predict", data=b"hello", content_type="text/plain", headers={"X-Request-ID": "req-42"})
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "app"]
+    assert line.startswith("POST '/predict' 415 Unsupported content type 'text/plain'") and "[request req-42]" in line
+    caplog.clear()
+    with caplog.at_level("INFO", logger="app"):
+        assert client.get("/healthz").status_code == 200
+    assert [r for r in caplog.records if r.name == "app"] == []  # answers are the access log's
