@@ -14,6 +14,8 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from app import parts
+
 # iPhones save HEIC by default. libheif applies the photo's rotation while decoding and resets its
 # EXIF orientation to 1, so exif_transpose below does not turn it twice. Embedded thumbnails are
 # never read in place of the photo.
@@ -36,15 +38,11 @@ _one_large_at_a_time = threading.Lock()
 REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F", "CMYK", "YCbCr")  # modes Image.reduce() takes
 # Bytes that begin like one of FORMATS but do not open are a damaged file (400), not another format (415).
 SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
-# Decoding costs time per part of a file, whatever its pixels: a 1.3 MB JPEG repeating one scan 24,000
-# times took 3 minutes of a worker's thread, a 3 MB GIF of empty comment blocks 12 s (Pillow joins them
-# over and over), 10 MB of empty JPEG or PNG segments 9 to 14 s. Pictures have a few dozen of each
-# (a progressive JPEG about 10 scans); files with more are refused before Pillow reads them.
-MAX_PARTS = {"JPEG scans": 100, "JPEG segments": 256, "PNG chunks": 20_000, "GIF blocks": 4_096}
 # Two decoders hold the whole picture several times over, however it is decoded: libwebp's (two RGBA
 # canvases and Pillow's copy, some 15 bytes a pixel: a 1 kB, 25-megapixel WebP took a worker to 468
-# MB), and a progressive JPEG's (libjpeg keeps every DCT coefficient at full size, 2 bytes each, for
-# whatever scale it outputs). Both are held to about what the costliest picture otherwise takes (HEIC).
+# MB), and libjpeg's for a progressive JPEG or one scanned a channel at a time (every DCT coefficient
+# at full size, 2 bytes each, whatever scale it outputs). Both are held to about what the costliest
+# picture otherwise takes (HEIC).
 MAX_WEBP_PIXELS = 10_000_000
 MAX_COEFFICIENT_BYTES = 160_000_000
 
@@ -60,9 +58,10 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """Bytes -> upright RGB image, or ImageError(400/413/415)."""
     if not data:
         raise ImageError(400, "The image is empty.")
-    part, count = most_parts(data)
-    if count > MAX_PARTS.get(part, count):
-        raise ImageError(400, f"The image has more than {MAX_PARTS[part]:,} {part}; pictures have a few dozen.")
+    file_parts = parts.count(data)
+    over = file_parts.over()
+    if over:
+        raise ImageError(400, f"The image has more than {parts.MAX_PARTS[over]:,} {over}; pictures have far fewer.")
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
     except Image.DecompressionBombError:  # Pillow's own ceiling, far above ours: a bomb
@@ -81,16 +80,20 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     if image.format == "WEBP" and width * height > MAX_WEBP_PIXELS:
         raise ImageError(413, f"The WebP image has {width}x{height} pixels; WebP is read whole, at most "
                               f"{MAX_WEBP_PIXELS:,} pixels (send a JPEG for more).")
-    coefficients = coefficient_bytes(image)
+    coefficients = coefficient_bytes(image) if file_parts.whole_coefficients else 0
     if coefficients > MAX_COEFFICIENT_BYTES:
-        raise ImageError(413, f"The progressive JPEG has {width}x{height} pixels in {len(image.layer)} colour "
-                              f"channels, more than can be decoded here; send it as a baseline JPEG.")
-    # JPEG's DCT scaling (by 1/2, 1/4 or 1/8) as far as each side stays at least DECODE_SIDE, or the
-    # shorter at least its share of MAX_SIDE: asking DECODE_SIDE of both left a 65,500x381 strip unreduced.
-    longer = max(width, height)
+        raise ImageError(413, f"The JPEG has {width}x{height} pixels in {len(image.layer)} colour channels, stored "
+                              f"progressively (or a channel at a time), more than can be decoded here; send it as a baseline JPEG.")
+    # JPEG's DCT scaling (by 1/2, 1/4 or 1/8) as far as each side stays at least DECODE_SIDE. A picture
+    # narrower than that asks its shorter side only its share of MAX_SIDE: asking DECODE_SIDE of both
+    # left a 65,500x381 strip unreduced (+193 MB).
+    wanted = (DECODE_SIDE, DECODE_SIDE)
+    if min(width, height) < DECODE_SIDE:
+        longer = max(width, height)
+        wanted = (min(DECODE_SIDE, -(-width * MAX_SIDE // longer)), min(DECODE_SIDE, -(-height * MAX_SIDE // longer)))
     try:
-        image.draft("RGB", (min(DECODE_SIDE, -(-width * MAX_SIDE // longer)), min(DECODE_SIDE, -(-height * MAX_SIDE // longer))))
-        # A progressive JPEG's coefficients are held at full size, whatever its output's scale.
+        image.draft("RGB", wanted)
+        # Kept coefficients are held at full size, whatever the output's scale.
         large = image.width * image.height > LARGE_PIXELS or (coefficients and width * height > LARGE_PIXELS)
         with _one_large_at_a_time if large else nullcontext():
             image.load()
@@ -107,47 +110,12 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def coefficient_bytes(image: Image.Image) -> int:
-    """What libjpeg holds to decode a progressive JPEG: 2 bytes per DCT coefficient of every channel at
-    full size (a channel sampled at half the resolution has a quarter of them); 0 for anything else."""
-    if image.format not in ("JPEG", "MPO") or not image.info.get("progressive") or not image.layer:
+    """What libjpeg holds to decode a JPEG whose coefficients it keeps (app/parts.py): 2 bytes per DCT
+    coefficient of every channel at full size (a channel at half the resolution has a quarter of them)."""
+    if image.format not in ("JPEG", "MPO") or not image.layer:
         return 0
     most = max(h * v for _, h, v, _ in image.layer)
     return 2 * image.width * image.height * sum(h * v for _, h, v, _ in image.layer) // most
-
-
-def most_parts(data: bytes) -> tuple[str, int]:
-    """The kind of part a file is made of that costs time per part (MAX_PARTS), and how many it has,
-    counted only as far as the ceiling. Anything malformed stops the count: Pillow then judges the file."""
-    if data.startswith(b"\xff\xd8"):
-        position, segments = 2, 0
-        while position + 4 <= len(data) and data[position] == 0xFF and segments <= MAX_PARTS["JPEG segments"]:
-            marker = data[position + 1]
-            if marker == 0xDA:  # the first scan: its coded data has no FF DA (an FF there is followed by 00 or a restart)
-                return "JPEG scans", data.count(b"\xff\xda", position, len(data))
-            if marker == 0xFF:  # fill byte
-                position += 1
-                continue
-            segments += 1
-            position += 2 if marker == 0x01 or 0xD0 <= marker <= 0xD8 else 2 + int.from_bytes(data[position + 2:position + 4], "big")
-        return "JPEG segments", segments
-    if data.startswith(SIGNATURES[0]):
-        position, chunks = 8, 0
-        while position + 8 <= len(data) and chunks <= MAX_PARTS["PNG chunks"]:
-            chunks += 1
-            position += 12 + int.from_bytes(data[position:position + 4], "big")
-        return "PNG chunks", chunks
-    if data.startswith((b"GIF87a", b"GIF89a")) and len(data) > 13:
-        # Extensions before the first image, in sub-blocks: Pillow reads them all when it opens the file.
-        position = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
-        blocks = 0
-        while position + 1 < len(data) and data[position] == 0x21 and blocks <= MAX_PARTS["GIF blocks"]:
-            position += 2
-            while position < len(data) and data[position] and blocks <= MAX_PARTS["GIF blocks"]:
-                blocks += 1
-                position += 1 + data[position]
-            position += 1
-        return "GIF blocks", blocks
-    return "", 0
 
 
 def looks_like_ours(data: bytes) -> bool:

@@ -27,8 +27,9 @@ def whole(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
-def seconds(name: str, default: float) -> float:
-    """The positive, finite number of seconds in environment variable `name`, or `default` when unset."""
+def seconds(name: str, default: float, most: float = 3600) -> float:
+    """The number of seconds (above 0, at most `most`) in environment variable `name`, or `default` when
+    unset. A ceiling, not just finiteness: Python's timers overflow at about 1e9 s and then log a traceback."""
     text = os.environ.get(name)
     if text is None:
         return default
@@ -36,6 +37,6 @@ def seconds(name: str, default: float) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}={text!r}: expected a number of seconds above 0")
+    if not (math.isfinite(value) and 0 < value <= most):
+        raise ValueError(f"{name}={text!r}: expected a number of seconds above 0 and at most {most:g}")
     return value

@@ -59,6 +59,9 @@ def test_truncated_files():
 
 def test_too_many_pixels_is_refused_before_decoding():
     assert status_of(encode(Image.new("L", (2000, 1000))), max_pixels=1_000_000) == 413
+    # The limit itself is allowed (the README: "at most"), one pixel more is not.
+    assert decode_image(encode(Image.new("L", (1000, 1000))), 1_000_000).size == (1000, 1000)
+    assert status_of(encode(Image.new("L", (1000, 1000))), max_pixels=999_999) == 413
 
 
 def test_decompression_bomb_is_413():
@@ -229,7 +232,7 @@ def test_a_large_webp_is_refused_before_decoding():
 def test_a_large_progressive_cmyk_jpeg_is_refused_before_decoding():
     # libjpeg keeps 4 channels x 2 bytes of coefficients per pixel at full size: 200 MB at 25 megapixels.
     data = progressive_jpeg((5000, 5000), "CMYK")
-    with pytest.raises(ImageError, match="progressive JPEG") as caught:
+    with pytest.raises(ImageError, match="stored progressively") as caught:
         decode_image(data, 25_000_000)
     assert caught.value.status == 413
 
@@ -249,3 +252,59 @@ def test_a_wide_jpeg_strip_is_decoded_at_reduced_scale(monkeypatch):
 def test_a_short_exif_block_is_a_damaged_file():
     for fmt, exif in (("PNG", b"II*\x00"), ("WEBP", b"MM")):
         assert status_of(encode(Image.new("RGB", (60, 40), "white"), fmt, exif=exif)) == 400, fmt
+
+
+def segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def jpeg_a_channel_per_scan(width: int, height: int, channels: int) -> bytes:
+    """A baseline JPEG (all coefficients 0) whose every scan holds one channel: libjpeg then keeps the
+    whole picture's coefficients, as for a progressive one. Pillow cannot write such a file."""
+    one_code = b"\x01" + b"\x00" * 15 + b"\x00"  # a Huffman table of one 1-bit code, for the value 0
+    data = b"\xff\xd8" + (segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x00") if channels == 4 else b"")
+    data += segment(0xDB, b"\x00" + b"\x01" * 64)
+    data += segment(0xC0, bytes([8]) + struct.pack(">HH", height, width) + bytes([channels])
+                    + b"".join(bytes([c + 1, 0x11, 0]) for c in range(channels)))
+    data += segment(0xC4, b"\x00" + one_code) + segment(0xC4, b"\x10" + one_code)
+    blocks = -(-width // 8) * -(-height // 8)
+    for c in range(channels):  # each block: DC difference 0 and end-of-block, 2 bits
+        data += segment(0xDA, bytes([1, c + 1, 0x00, 0x00, 0x3F, 0x00])) + b"\x00" * -(-2 * blocks // 8)
+    return data + b"\xff\xd9"
+
+
+def test_a_large_jpeg_scanned_a_channel_at_a_time_is_refused_like_a_progressive_one():
+    assert decode_image(jpeg_a_channel_per_scan(64, 48, 3), LIMIT).size == (64, 48)  # a real, readable file
+    with pytest.raises(ImageError, match="stored progressively") as caught:
+        decode_image(jpeg_a_channel_per_scan(5000, 5000, 4), 25_000_000)  # 200 MB of coefficients
+    assert caught.value.status == 413
+
+
+def test_junk_between_segments_hides_no_part():
+    # Pillow and libjpeg step over bytes between a JPEG's segments, and Pillow over any byte before a
+    # GIF's first image: a junk byte once ended the count there, letting through what it should refuse.
+    jpeg = progressive_jpeg(extra_scans=150)
+    app0_end = 4 + int.from_bytes(jpeg[4:6], "big")
+    with pytest.raises(ImageError, match="JPEG scans"):
+        decode_image(jpeg[:app0_end] + b"\x00" + jpeg[app0_end:], LIMIT)
+    baseline = encode(Image.new("RGB", (32, 32), "white"), "JPEG")
+    head, tail = baseline[:app0_end], baseline[app0_end:]  # Pillow knows a JPEG by its first segment
+    with pytest.raises(ImageError, match="JPEG segments"):
+        decode_image(head + b"\x00" + b"\xff\xe3\x00\x02" * 300 + tail, LIMIT)
+    with pytest.raises(ImageError, match="JPEG junk bytes"):
+        decode_image(head + b"\x00" * 70_000 + tail, LIMIT)
+    with pytest.raises(ImageError, match="JPEG junk bytes"):
+        decode_image(head + b"\xff" * 70_000 + tail, LIMIT)  # fill bytes, read one at a time too
+    assert decode_image(head + b"\x00" * 10 + tail, LIMIT).size == (32, 32)
+    gif = encode(Image.new("L", (32, 32), 255), "GIF")
+    image_start = gif.index(b",")
+    for filler in (b"!\xfe\x00" * 5_000, b"\x00" * 5_000):  # empty comments; bytes that are no block at all
+        with pytest.raises(ImageError, match="GIF blocks"):
+            decode_image(gif[:image_start] + filler + gif[image_start:], LIMIT)
+
+
+def test_what_follows_a_jpeg_is_not_counted():
+    # Phones append a video to a "motion photo"; random bytes hold an FF DA every 65,536 or so.
+    photo = encode(Image.new("RGB", (64, 48), "white"), "JPEG")
+    trailer = b"\xff\xda\x00\x08" * 1_000
+    assert decode_image(photo + trailer, LIMIT).size == (64, 48)

@@ -43,7 +43,7 @@ def test_a_mistyped_rate_limit_stops_the_app_at_start(monkeypatch):
 @pytest.mark.parametrize("name, value", [
     ("MAX_UPLOAD_BYTES", "0"), ("MAX_UPLOAD_BYTES", "10e6"), ("MAX_IMAGE_PIXELS", "-1"), ("MAX_IMAGE_PIXELS", ""),
     ("TRUSTED_PROXIES", "-1"), ("TRUSTED_PROXIES", "one"), ("UPLOAD_SECONDS", "0"), ("UPLOAD_SECONDS", "inf"),
-    ("UPLOAD_SECONDS", "nan"), ("UPLOAD_SECONDS", "-5"),
+    ("UPLOAD_SECONDS", "nan"), ("UPLOAD_SECONDS", "-5"), ("UPLOAD_SECONDS", "1e10"),
 ])
 def test_a_mistyped_number_stops_the_app_at_start_naming_it(monkeypatch, name, value):
     # Left to run, 0 bytes refused every upload while /healthz said ok, -1 proxies made proxied
