@@ -89,7 +89,7 @@ def create_app(config: dict | None = None) -> Flask:
         # Every error is JSON with a plain message: 413 from MAX_CONTENT_LENGTH, 404, 405, ...
         messages = {413: f"The upload is larger than the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes.",
                     429: f"Too many requests from this address (limit: {error.description}); try again later."}
-        # Keep the exception's own headers but its HTML type: a 405 must still list the Allow-ed methods.
+        # The exception's own headers, less its HTML Content-Type: a 405 must still list the Allow-ed methods.
         headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
         return jsonify(error=messages.get(error.code, error.description)), error.code, headers
 
@@ -106,6 +106,6 @@ def create_app(config: dict | None = None) -> Flask:
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         app.logger.exception("unhandled error")  # the trace goes to the log, never to the client
-        return jsonify(error="Something went wrong reading this image."), 500
+        return jsonify(error="Something went wrong on the server; try again."), 500
 
     return app

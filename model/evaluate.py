@@ -180,8 +180,9 @@ def main() -> None:
         Path(args.report).write_text(json.dumps({
             "model": pipeline.reader.name, "locator": pipeline.locator.name, "drawing_model": pipeline.drawings.name,
             "data": args.data or f"validation of {args.val_of}",
-            # "confident" in the API: the pipeline's threshold (model.calibrate), not the reader's own
-            "confidence_threshold": pipeline.confident_threshold, "reader_confidence_threshold": pipeline.reader.threshold,
+            # "confident" in the API: the pipeline's threshold (model.calibrate; the localiser card's key), not
+            # the reader's own (its card's "confidence_threshold")
+            "confident_threshold": pipeline.confident_threshold, "reader_confidence_threshold": pipeline.reader.threshold,
             "found_threshold": pipeline.locator.threshold,
             **results}, indent=1))
 

@@ -1,4 +1,4 @@
-"""The one function that turns an image region into the network's input.
+"""The reader's input from an image region (`to_input`), and the crop protocol's cut.
 
 Training (with jittered regions) and serving (with the image or a crop box) both call
 `to_input`, so the two can never drift apart. Pillow and numpy only: the web process

@@ -277,7 +277,7 @@ def markdown(report: dict, card: dict, runs: list[dict], quantized: list[tuple[s
                  else "as uploaded photos are (localiser, then reader)") + ".", "",
               "Boxes found on whole test photos (green: the answer's box; grey: the true digits' union box):", "",
               "![boxes found](boxes.png)"]
-    threshold = report.get("confidence_threshold")
+    threshold = report.get("confident_threshold")
     if threshold is not None:
         lines += ["", "## Confidence", "",
                   f"`confident` is `confidence >= {threshold:.3f}`, the threshold at which the pipeline's answers "
@@ -318,7 +318,7 @@ def main() -> None:
     locator = json.loads(Path(args.locator_card).read_text()) if Path(args.locator_card).exists() else None
     drawing = json.loads(Path(args.drawing_card).read_text()) if Path(args.drawing_card).exists() else None
     (out / "README.md").write_text(markdown(report, card, runs, quantized, locator, drawing))
-    threshold = report.get("confidence_threshold")
+    threshold = report.get("confident_threshold")
     for protocol, result in results.items():
         line = f"{protocol}: {result['number_accuracy']:.2%} exact"
         if threshold is not None:

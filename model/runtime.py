@@ -27,7 +27,8 @@ DEFAULT_DRAWING = Path(__file__).with_name("drawing.tflite")  # the reader for t
 
 
 class LiteModel:
-    """One interpreter per process, loaded once with its card (the .json beside it).
+    """One network's interpreter, loaded once with its card (the .json beside it); a worker holds one
+    per network (reader, localiser, drawing reader), shared by its threads.
 
     A lock, because an interpreter runs one call at a time; a warm-up call at load, so the
     first visitor pays nothing extra.

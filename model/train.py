@@ -1,4 +1,5 @@
-"""Train the sequence network on SVHN format 1, with a validation split, checkpoints and a fixed seed.
+"""Train the reader (the sequence network, or with --sequence-head ctc the column reader) on SVHN
+format 1, with a validation split, checkpoints and a fixed seed.
 
     python -m model.train --data data/svhn --out runs/base
     python -m model.train --recipe model/recipe.json --data DIR --unlabelled DIR --mnist DIR   (the bundled model)
