@@ -83,8 +83,13 @@ def decode(output: np.ndarray, scale: float, min_score: float = 0.05, limit: int
     return found
 
 
+def intersection(a: Box, b: Box) -> float:
+    """The area two boxes (left, top, width, height) share."""
+    return (max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+            * max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])))
+
+
 def iou(a: Box, b: Box) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    inter = max(0.0, min(ax1, bx1) - max(a[0], b[0])) * max(0.0, min(ay1, by1) - max(a[1], b[1]))
+    inter = intersection(a, b)
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union > 0 else 0.0

@@ -19,7 +19,7 @@ from PIL import Image
 
 from model.data import MAX_DIGITS
 from model.drawing import Sheet
-from model.heatmap import LOCATOR_SIZE, iou
+from model.heatmap import LOCATOR_SIZE, intersection, iou
 from model.preprocess import Box, grow_box, protocol_crop
 from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL, Locator, Reader, Reading
 
@@ -58,11 +58,9 @@ class Answer:
 def extends(whole: Candidate, part: Candidate) -> bool:
     """Whether `whole` reads more digits than `part`, among them all of part's in a row, and part's
     box lies mostly within whole's: the same number seen whole and in part."""
-    (pl, pt, pw, ph), (wl, wt, ww, wh) = part.box, whole.box
-    inside = max(0.0, min(pl + pw, wl + ww) - max(pl, wl)) * max(0.0, min(pt + ph, wt + wh) - max(pt, wt))
-    number = part.reading.number
+    number, (_, _, width, height) = part.reading.number, part.box
     return number != "" and len(whole.reading.number) > len(number) and number in whole.reading.number \
-        and inside >= PART_INSIDE * pw * ph
+        and intersection(part.box, whole.box) >= PART_INSIDE * width * height
 
 
 def ranked(candidates: list[Candidate], threshold: float) -> list[Candidate]:
