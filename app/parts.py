@@ -17,11 +17,15 @@ MAX_PARTS = {"JPEG scans": 100, "JPEG segments": 256, "JPEG junk bytes": 65_536,
              "PNG chunks": 20_000, "GIF blocks": 4_096}
 
 # Inside a JPEG scan's coded data an FF is followed by 00 (a stuffed byte), a restart marker
-# (D0-D7) or more FFs (fill): any other byte after an FF ends the scan with a marker. (Written
-# without "\xff+", re searches for the FF at C speed: 3 ms for 8 MB rather than 76.)
+# (D0-D7), 01 or more FFs (fill): any other byte after an FF is a marker. (Written without
+# "\xff+", re searches for the FF at C speed: 3 ms for 8 MB rather than 76.)
 MARKER = re.compile(rb"\xff([^\x00\x01\xd0-\xd7\xff])")
 FILL = re.compile(rb"\xff+")
-NO_LENGTH = {0x01, 0xD8, *range(0xD0, 0xD8)}  # markers without a segment after them
+# Before the first scan Pillow reads the file in Python, two bytes at a time for these: a stuffed
+# byte, an extension marker, restart markers, start and end of image (an end there does not stop it).
+BARE = {0x00, 0xC8, *range(0xD0, 0xDA), *range(0xF0, 0xFE)}
+# Markers Pillow reads a segment after (frames, tables, scans, APPn, comments); any other is an error to it.
+SEGMENT = {*range(0xC0, 0xC8), *range(0xC9, 0xD0), *range(0xDA, 0xF0), 0xFE}
 PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}  # start-of-frame markers of progressive JPEGs
 
 
@@ -48,6 +52,8 @@ def count(data: bytes) -> Parts:
 
 
 def jpeg(data: bytes) -> Parts:
+    """Before the first scan, as Pillow reads the header (stray bytes and bare markers one at a time, a
+    segment by its length); then, as libjpeg reads the scans, marker to marker up to the end of the picture."""
     counts = dict.fromkeys(("JPEG segments", "JPEG scans", "JPEG junk bytes"), 0)
     channels, whole = 0, False
     position, scanning = 2, False  # scanning: past the first scan's header, in coded data libjpeg reads
@@ -57,8 +63,12 @@ def jpeg(data: bytes) -> Parts:
             if not found:
                 break
             marker, position = found[1][0], found.end()
+            if marker == 0xD9:  # the end of the picture: what follows (an MPO's next frame, a phone's video) is not decoded
+                break
+            if marker not in SEGMENT:  # an image start or extension marker in the scans: libjpeg gives up there
+                break
         else:
-            if data[position] != 0xFF:  # Pillow steps over bytes between segments one at a time
+            if data[position] != 0xFF:
                 after = data.find(b"\xff", position)
                 counts["JPEG junk bytes"] += (after if after >= 0 else len(data)) - position
                 if after < 0:
@@ -69,12 +79,13 @@ def jpeg(data: bytes) -> Parts:
             if fill >= len(data):
                 break
             marker, position = data[fill], fill + 1
-        if marker in NO_LENGTH:
-            continue
-        if marker == 0xD9:  # the end of the picture: what follows (an MPO's next frame, a phone's video) is not decoded
-            break
+            if marker in BARE:
+                counts["JPEG junk bytes"] += 2
+                continue
+            if marker not in SEGMENT:  # Pillow stops: "no marker found"
+                break
         header = data[position + 2:position + 8]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(header) == 6:  # a frame
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xCC) and len(header) == 6:  # a frame
             channels, whole = header[5], whole or marker in PROGRESSIVE
         if marker == 0xDA:
             counts["JPEG scans"] += 1
@@ -82,7 +93,7 @@ def jpeg(data: bytes) -> Parts:
             scanning = True
         else:
             counts["JPEG segments"] += 1
-        position += int.from_bytes(data[position:position + 2], "big")
+        position += max(2, int.from_bytes(data[position:position + 2], "big"))
     return Parts(counts, whole)
 
 
@@ -95,17 +106,33 @@ def png(data: bytes) -> Parts:
 
 
 def gif(data: bytes) -> Parts:
-    """Pillow reads everything before the first image when it opens a GIF: each extension, each of
-    their sub-blocks, and any other byte, one at a time."""
+    """Everything before the first image, as Pillow reads it when it opens a GIF: each extension and
+    its sub-blocks (a comment up to its first empty sub-block; any other extension one sub-block, then
+    a chain up to an empty one, even where the first was the empty one), and any other byte, one at a time."""
     position = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
     blocks = 0
+
+    def sub_block() -> bytes:
+        nonlocal position, blocks
+        size = data[position] if position < len(data) else 0
+        blocks += 1
+        position += 1 + size
+        return data[position - size:position]
+
     while position < len(data) and data[position] not in (0x2C, 0x3B) and blocks <= MAX_PARTS["GIF blocks"]:
         blocks += 1
         position += 1
-        if data[position - 1] == 0x21:  # an extension: its label, then sub-blocks until an empty one
-            position += 1
-            while position < len(data) and data[position] and blocks <= MAX_PARTS["GIF blocks"]:
-                blocks += 1
-                position += 1 + data[position]
-            position += 1
+        if data[position - 1] != 0x21:  # a stray byte
+            continue
+        label = data[position] if position < len(data) else 0
+        position += 1
+        block = sub_block()
+        if label == 0xFE:
+            while block and blocks <= MAX_PARTS["GIF blocks"]:
+                block = sub_block()
+            continue
+        if label == 0xFF and block.startswith(b"NETSCAPE2.0"):
+            sub_block()
+        while sub_block() and blocks <= MAX_PARTS["GIF blocks"]:
+            pass
     return Parts({"GIF blocks": blocks})

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app import parts
 from app.images import MAX_SIDE, ImageError, decode_image, shrink
 from tests.conftest import FIXTURES, encode
 
@@ -308,3 +309,34 @@ def test_what_follows_a_jpeg_is_not_counted():
     photo = encode(Image.new("RGB", (64, 48), "white"), "JPEG")
     trailer = b"\xff\xda\x00\x08" * 1_000
     assert decode_image(photo + trailer, LIMIT).size == (64, 48)
+
+
+def test_bare_markers_before_the_first_scan_are_counted_as_pillow_reads_them():
+    # Pillow reads restart, start- and end-of-image markers and stuffed bytes in its header loop two
+    # bytes at a time (an end of image there does not stop it): none may hide from the count.
+    baseline = encode(Image.new("RGB", (32, 32), "white"), "JPEG")
+    for bare in (b"\xff\xd0", b"\xff\xd8", b"\xff\xd9", b"\xff\x00"):
+        with pytest.raises(ImageError, match="JPEG junk bytes"):
+            decode_image(baseline[:2] + bare * 40_000 + baseline[2:], LIMIT)
+    assert decode_image(baseline[:2] + b"\xff\xd0" * 5 + baseline[2:], LIMIT).size == (32, 32)
+
+
+def test_a_stuffed_byte_cannot_jump_over_a_progressive_frame():
+    # FF 00 has no length: read as a segment's, its next two bytes could skip the frame's header.
+    data = progressive_jpeg((300, 200))
+    first_scan = data.index(b"\xff\xda")
+    hidden = data[:2] + b"\xff\x00" + (first_scan + 4 - 4).to_bytes(2, "big") + data[2:]
+    assert parts.count(hidden).whole_coefficients and parts.count(data).whole_coefficients
+    assert decode_image(hidden, LIMIT).size == (300, 200)  # Pillow and libjpeg step over it too
+
+
+def test_a_gif_extension_read_as_pillow_reads_it_hides_no_comments():
+    # Pillow reads an extension's first sub-block, then a chain up to an empty one: an empty first
+    # sub-block makes it read on into what follows as sub-blocks.
+    gif = encode(Image.new("P", (64, 48), 1), "GIF")
+    start = 13 + (3 << ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)
+    comments = b"!\xfe\x00" * 5_000
+    desync = b"!\x01\x00" + b"\x2c" + b"A" * 44 + b"\x00"  # 2C: a sub-block's size to Pillow, not an image
+    with pytest.raises(ImageError, match="GIF blocks"):
+        decode_image(gif[:start] + desync + comments + gif[start:], LIMIT)
+    assert decode_image(gif[:start] + desync + gif[start:], LIMIT).size == (64, 48)
