@@ -15,28 +15,24 @@ import os
 
 def whole(name: str, default: int, minimum: int = 1) -> int:
     """The whole number in environment variable `name` (at least `minimum`), or `default` when unset."""
-    text = os.environ.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise ValueError(f"{name}={text!r}: expected a whole number of at least {minimum}")
-    return value
+    return checked(name, default, int, lambda value: value >= minimum, f"a whole number of at least {minimum}")
 
 
 def seconds(name: str, default: float, most: float = 3600) -> float:
     """The number of seconds (above 0, at most `most`) in environment variable `name`, or `default` when
     unset. A ceiling, not just finiteness: Python's timers overflow at about 1e9 s and then log a traceback."""
+    return checked(name, default, float, lambda value: math.isfinite(value) and 0 < value <= most,
+                   f"a number of seconds above 0 and at most {most:g}")
+
+
+def checked(name: str, default, parse, valid, expected: str):
     text = os.environ.get(name)
     if text is None:
         return default
     try:
-        value = float(text)
+        value = parse(text)
     except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0 < value <= most):
-        raise ValueError(f"{name}={text!r}: expected a number of seconds above 0 and at most {most:g}")
+        value = None
+    if value is None or not valid(value):
+        raise ValueError(f"{name}={text!r}: expected {expected}")
     return value
