@@ -6,9 +6,8 @@ import logging
 import os
 from pathlib import Path
 
-from flask import Flask, Request, jsonify, request
+from flask import Flask, Request
 from flask_talisman import Talisman
-from werkzeug.exceptions import HTTPException
 
 from app import settings
 from model.pipeline import Pipeline
@@ -65,7 +64,7 @@ def create_app(config: dict | None = None) -> Flask:
     # Flask reads FLASK_DEBUG from the environment; no environment turns debug on here, so a stray
     # variable on the server cannot expose the debugger or tracebacks. Only code (tests) can.
     app.config["DEBUG"] = False
-    app.logger.setLevel(logging.INFO)  # the reasons of refusals (log_refusal); Flask's default shows warnings only
+    app.logger.setLevel(logging.INFO)  # refusals' reasons (app/errors.py); Flask's default shows warnings only
     app.config.update(config or {})
     app.extensions["pipeline"] = Pipeline(app.config["MODEL_PATH"], app.config["LOCATOR_PATH"],
                                           app.config["DRAWING_MODEL_PATH"])
@@ -73,7 +72,7 @@ def create_app(config: dict | None = None) -> Flask:
     Talisman(app, force_https=False, content_security_policy=CONTENT_SECURITY_POLICY,
              referrer_policy="no-referrer", frame_options="DENY", session_cookie_secure=False)
 
-    from app import api, limits, openapi, pages
+    from app import api, errors, limits, openapi, pages
     from app.deadline import UploadDeadline
 
     app.wsgi_app = UploadDeadline(app.wsgi_app, app.config["UPLOAD_SECONDS"])
@@ -84,28 +83,5 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        # Every error is JSON with a plain message: 413 from MAX_CONTENT_LENGTH, 404, 405, ...
-        messages = {413: f"The upload is larger than the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes.",
-                    429: f"Too many requests from this address (limit: {error.description}); try again later."}
-        # The exception's own headers, less its HTML Content-Type: a 405 must still list the Allow-ed methods.
-        headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
-        return jsonify(error=messages.get(error.code, error.description)), error.code, headers
-
-    @app.after_request
-    def log_refusal(response):
-        # Only the client hears an error's reason otherwise; the access log has its status alone.
-        # Heroku's router gives each request an id, which lines this up with the router's log.
-        if 400 <= response.status_code < 500 and response.is_json:
-            reason = (response.get_json(silent=True) or {}).get("error")
-            app.logger.info("%s %r %d %s [request %s]", request.method, request.path, response.status_code, reason,
-                            request.headers.get("X-Request-ID", "-"))
-        return response
-
-    @app.errorhandler(Exception)
-    def unexpected(error: Exception):
-        app.logger.exception("unhandled error")  # the trace goes to the log, never to the client
-        return jsonify(error="Something went wrong on the server; try again."), 500
-
+    errors.register(app)
     return app

@@ -126,8 +126,3 @@ def predict():
 def healthz():
     pipeline = current_app.extensions["pipeline"]
     return jsonify(status="ok", model=pipeline.name, drawing_model=pipeline.drawings.name)
-
-
-@bp.errorhandler(ImageError)
-def image_error(error: ImageError):
-    return jsonify(error=error.message), error.status
