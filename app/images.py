@@ -12,12 +12,12 @@ from contextlib import nullcontext
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from app import parts
+from app import exif, parts
 
 # iPhones save HEIC by default. libheif applies the photo's rotation while decoding and resets its
-# EXIF orientation to 1, so exif_transpose below does not turn it twice. Embedded thumbnails are
+# EXIF orientation to 1, so the orientation read below (app/exif.py) does not turn it twice. Embedded thumbnails are
 # never read in place of the photo.
 pillow_heif.register_heif_opener(thumbnails=False)
 
@@ -45,6 +45,14 @@ SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM"
 # picture otherwise takes (HEIC).
 MAX_WEBP_PIXELS = 10_000_000
 MAX_COEFFICIENT_BYTES = 160_000_000
+# HEIC costs more than its pixels say when deeper than 8 bits, with colour at full resolution (4:4:4)
+# or with transparency: libheif's planes and Pillow's copy, in bytes a pixel while decoded (measured
+# on 25-megapixel files through decode_image: 8-bit 4:2:0 without alpha, a phone's, 7.1). Each kind is
+# held to what that one takes at the pixel limit.
+HEIF_BYTES_PER_PIXEL = {  # (deeper than 8 bits, full-resolution colour, alpha)
+    (False, False, False): 7.1, (True, False, False): 7.6, (False, True, False): 9.0, (False, False, True): 9.0,
+    (True, False, True): 11.6, (False, True, True): 11.9, (True, True, False): 14.7, (True, True, True): 19.6}
+MAX_HEIF_BYTES = 180_000_000
 
 
 class ImageError(ValueError):
@@ -80,6 +88,12 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     if image.format == "WEBP" and width * height > MAX_WEBP_PIXELS:
         raise ImageError(413, f"The WebP image has {width}x{height} pixels; WebP is read whole, at most "
                               f"{MAX_WEBP_PIXELS:,} pixels (send a JPEG for more).")
+    if image.format == "HEIF":
+        kind = (image.info.get("bit_depth", 8) > 8, image.info.get("chroma", 420) not in (400, 420), "A" in image.mode)
+        if width * height * HEIF_BYTES_PER_PIXEL[kind] > MAX_HEIF_BYTES:
+            raise ImageError(413, f"The HEIC image has {width}x{height} pixels at {image.info.get('bit_depth', 8)} bits"
+                                  f"{', full colour' if kind[1] else ''}{', with transparency' if kind[2] else ''}: "
+                                  f"more than can be decoded here (at most {MAX_HEIF_BYTES / HEIF_BYTES_PER_PIXEL[kind]:,.0f} pixels).")
     coefficients = coefficient_bytes(image) if file_parts.whole_coefficients else 0
     if coefficients > MAX_COEFFICIENT_BYTES:
         raise ImageError(413, f"The JPEG has {width}x{height} pixels in {len(image.layer)} colour channels, stored "
@@ -97,11 +111,14 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         large = image.width * image.height > LARGE_PIXELS or (coefficients and width * height > LARGE_PIXELS)
         with _one_large_at_a_time if large else nullcontext():
             image.load()
-            drafted = image.size
-            ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of an upright picture
-            if image.size != drafted:  # turned a quarter: the original's sides swap too
-                width, height = height, width
-            image = to_rgb(shrink(image))
+            turn = exif.TURNS.get(exif.orientation(image))
+            # Shrunk first, then turned: turning a 25-megapixel picture copied all of it (+70 MB).
+            image = shrink(image)
+            if turn is not None:
+                image = image.transpose(turn)
+                if turn in exif.QUARTER_TURNS:  # the original's sides swap too
+                    width, height = height, width
+            image = to_rgb(image)
             image.info["original_size"] = (width, height)
             return image
     # libheif reports damage (and sizes past its own safety limits) as RuntimeError; a cut EXIF block is struct.error.

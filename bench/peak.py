@@ -29,7 +29,7 @@ import pillow_heif
 import psutil
 from PIL import Image
 
-from app.images import MAX_COEFFICIENT_BYTES, MAX_WEBP_PIXELS
+from app.images import HEIF_BYTES_PER_PIXEL, MAX_COEFFICIENT_BYTES, MAX_HEIF_BYTES, MAX_WEBP_PIXELS
 from bench.load import ROOT, free_port, procfile_command, settled, wait_for
 
 
@@ -38,6 +38,15 @@ def peak_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def deep_heic(size: tuple[int, int]) -> bytes:
+    """10 bits, colour at full resolution and transparency: HEIC's costliest kind (app/images.py)."""
+    pixels = np.zeros((size[1], size[0], 4), np.uint16)
+    pixels[size[1] // 3:size[1] // 2, size[0] // 3:size[0] // 2] = (0, 0, 0, 65535)
+    buffer = io.BytesIO()
+    pillow_heif.from_bytes("RGBA;16", size, pixels.tobytes()).save(buffer, quality=10, chroma=444)
+    return buffer.getvalue()
 
 
 def pictures(pixels: int) -> dict[str, tuple[bytes, str]]:
@@ -62,6 +71,9 @@ def pictures(pixels: int) -> dict[str, tuple[bytes, str]]:
     webp = four_by_three(min(pixels, MAX_WEBP_PIXELS))  # the formats with a ceiling of their own, at it
     cmyk = four_by_three(min(pixels, MAX_COEFFICIENT_BYTES // 8))  # 4 channels x 2 bytes a pixel
     strip = (65_500, pixels // 65_500)  # JPEG's widest
+    deep = four_by_three(min(pixels, int(MAX_HEIF_BYTES / HEIF_BYTES_PER_PIXEL[True, True, True])))
+    turned = Image.Exif()
+    turned[0x0112] = 6  # a phone held upright: the picture is turned after it is shrunk
     return {
         f"PNG RGBA {side}x{side}": (encode(block("RGBA", (side, side), (0, 0, 0, 0), (0, 0, 0, 255)), "PNG"), "image/png"),
         f"PNG RGB {side}x{side}": (encode(block("RGB", (side, side), "white", (0, 0, 0)), "PNG"), "image/png"),
@@ -74,6 +86,9 @@ def pictures(pixels: int) -> dict[str, tuple[bytes, str]]:
                                                                progressive=True, subsampling=0), "image/jpeg"),
         f"JPEG progressive CMYK {cmyk[0]}x{cmyk[1]}": (encode(block("CMYK", cmyk, (0, 0, 0, 0), (0, 0, 0, 255)), "JPEG",
                                                               progressive=True, subsampling=0), "image/jpeg"),
+        f"PNG RGBA {side}x{side}, EXIF orientation 6": (encode(block("RGBA", (side, side), (0, 0, 0, 0), (0, 0, 0, 255)),
+                                                               "PNG", exif=turned), "image/png"),
+        f"HEIC 10-bit 4:4:4 RGBA {deep[0]}x{deep[1]}": (deep_heic(deep), "image/heic"),
         f"WebP RGBA lossless {webp[0]}x{webp[1]}": (encode(block("RGBA", webp, (0, 0, 0, 0), (0, 0, 0, 255)), "WEBP",
                                                            lossless=True), "image/webp"),
     }

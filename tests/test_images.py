@@ -1,4 +1,5 @@
 """app.images: the one place bytes become a picture, and every way that can fail."""
+import io
 import random
 import struct
 import zlib
@@ -250,9 +251,10 @@ def test_a_wide_jpeg_strip_is_decoded_at_reduced_scale(monkeypatch):
     assert image.info["original_size"] == (20_000, 200)
 
 
-def test_a_short_exif_block_is_a_damaged_file():
-    for fmt, exif in (("PNG", b"II*\x00"), ("WEBP", b"MM")):
-        assert status_of(encode(Image.new("RGB", (60, 40), "white"), fmt, exif=exif)) == 400, fmt
+def test_a_short_exif_block_is_no_orientation_and_no_error():
+    # Pillow's EXIF reader raised struct.error on these (a 500 once); the picture itself is sound.
+    for fmt, exif in (("PNG", b"II*\x00"), ("WEBP", b"MM"), ("PNG", b"II*\x00\x08\x00\x00")):
+        assert decode_image(encode(Image.new("RGB", (60, 40), "white"), fmt, exif=exif), LIMIT).size == (60, 40), fmt
 
 
 def segment(marker: int, payload: bytes) -> bytes:
@@ -340,3 +342,89 @@ def test_a_gif_extension_read_as_pillow_reads_it_hides_no_comments():
     with pytest.raises(ImageError, match="GIF blocks"):
         decode_image(gif[:start] + desync + comments + gif[start:], LIMIT)
     assert decode_image(gif[:start] + desync + gif[start:], LIMIT).size == (64, 48)
+
+
+def asymmetric(size=(40, 24)) -> Image.Image:
+    """A picture no turn or flip leaves as it was: each quarter a different grey."""
+    pixels = np.zeros(size[::-1], np.uint8)
+    pixels[: size[1] // 2, : size[0] // 2], pixels[: size[1] // 2, size[0] // 2:] = 40, 90
+    pixels[size[1] // 2:, : size[0] // 2], pixels[size[1] // 2:, size[0] // 2:] = 160, 230
+    return Image.fromarray(pixels).convert("RGB")
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+@pytest.mark.parametrize("value", range(1, 9))
+def test_every_orientation_turns_the_picture_as_pillow_does(fmt, value):
+    from PIL import ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112] = value
+    data = encode(asymmetric(), fmt, exif=exif, **({"lossless": True} if fmt == "WEBP" else {}))
+    with Image.open(io.BytesIO(data)) as stored:
+        expected = np.asarray(ImageOps.exif_transpose(stored.convert("RGB")), np.int16)
+    ours = decode_image(data, LIMIT)
+    assert ours.size == expected.shape[1::-1] and ours.info["original_size"] == ours.size
+    assert np.abs(np.asarray(ours, np.int16) - expected).max() <= 2  # JPEG decodes a grey a level apart
+
+
+def test_an_orientation_in_the_xmp_alone_is_followed():
+    xmp = b'<x:xmpmeta><rdf:Description tiff:Orientation="6"/></x:xmpmeta>'
+    data = encode(asymmetric(), "JPEG", xmp=xmp)
+    assert decode_image(data, LIMIT).size == (24, 40)
+
+
+def test_an_exif_block_of_entries_sharing_their_bytes_costs_nothing_to_read(monkeypatch):
+    # Thousands of entries each claiming most of the block: Pillow's getexif() copies each one
+    # (gigabytes from a 9 MB PNG), and exif_transpose then rewrote them all (46 s from 66 kB).
+    total, entries = 2_000_000, 300
+    block = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", entries + 1)
+    block += b"".join(struct.pack("<HHII", 0x9000 + i, 7, total - 1, 1) for i in range(entries))
+    block += struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + b"\0" * 4
+    block += b"\0" * (total - len(block))
+    data = encode(asymmetric(), "PNG", exif=block)
+
+    def copies_every_entry(self):
+        raise AssertionError("Pillow's EXIF reader was called: 300 entries x 2 MB, 600 MB of copies")
+
+    monkeypatch.setattr(Image.Image, "getexif", copies_every_entry)
+    assert decode_image(data, LIMIT).size == (24, 40)  # turned by its orientation, found among them
+
+
+def shared_bytes_block(entries: int, total: int, kind: int = 7, endian: str = "<") -> bytes:
+    """A TIFF block whose entries all point at (nearly) the whole block."""
+    order = b"II*\x00" if endian == "<" else b"MM\x00*"
+    block = order + struct.pack(endian + "I", 8) + struct.pack(endian + "H", entries)
+    unit = {3: 2, 7: 1}[kind]
+    block += b"".join(struct.pack(endian + "HHII", 0x9000 + i, kind, (total - 2) // unit, 2) for i in range(entries))
+    return block + b"\0" * (total - len(block))
+
+
+def test_jpeg_metadata_pillow_copies_at_open_is_bounded():
+    # Pillow reads a JPEG's EXIF (for its resolution) and MPO index as it opens it, copying each entry.
+    photo = encode(Image.new("RGB", (32, 32), "white"), "JPEG")
+    app1 = b"\xff\xe1" + struct.pack(">H", 2 + 6 + 65_000) + b"Exif\x00\x00" + shared_bytes_block(1_000, 65_000)
+    app2 = b"\xff\xe2" + struct.pack(">H", 2 + 4 + 65_000) + b"MPF\x00" + shared_bytes_block(1_000, 65_000, 3, ">")
+    for segment in (app1, app2):
+        with pytest.raises(ImageError, match="JPEG metadata bytes"):
+            decode_image(photo[:2] + segment + photo[2:], LIMIT)
+    # A real EXIF block (its values side by side) is read.
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Maker" * 100, "Model" * 100, 6
+    assert decode_image(encode(Image.new("RGB", (32, 16), "white"), "JPEG", exif=exif), LIMIT).size == (16, 32)
+
+
+def test_a_deep_full_colour_transparent_heic_has_a_lower_ceiling():
+    # 10 bits, 4:4:4, alpha: libheif holds some 20 bytes a pixel (a 25-megapixel one took a worker to 573 MB).
+    import pillow_heif
+
+    def heic(size, chroma, deep):
+        pixels = np.zeros((size[1], size[0], 4), np.uint16 if deep else np.uint8)
+        picture = pillow_heif.from_bytes("RGBA;16" if deep else "RGBA", size, pixels.tobytes())
+        buffer = io.BytesIO()
+        picture.save(buffer, quality=10, chroma=chroma)
+        return buffer.getvalue()
+
+    with pytest.raises(ImageError, match="at 10 bits, full colour, with transparency") as caught:
+        decode_image(heic((3200, 3000), 444, True), 25_000_000)  # 9.6 megapixels: over 180 MB
+    assert caught.value.status == 413
+    assert decode_image(heic((400, 300), 444, True), 25_000_000).size == (400, 300)
