@@ -70,43 +70,11 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     over = file_parts.over()
     if over:
         raise ImageError(400, f"The image has more than {parts.MAX_PARTS[over]:,} {over}; pictures have far fewer.")
-    try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
-    except Image.DecompressionBombError:  # Pillow's own ceiling, far above ours: a bomb
-        raise ImageError(413, f"The image declares more pixels than the limit of {max_pixels:,}.") from None
-    except UnidentifiedImageError:
-        if looks_like_ours(data):  # a header that declares no pixels (0x0) lands here too
-            raise ImageError(400, "The image file is damaged, truncated or has no pixels.") from None
-        raise ImageError(415, "This is not an image we can read. Send a PNG, JPEG, HEIC, GIF, WebP or BMP file.") from None
-    except (OSError, ValueError, SyntaxError, EOFError):  # a format's own check of its header failed
-        raise ImageError(400, "The image file is damaged, truncated or has no pixels.") from None
+    image = opened(data, max_pixels)
     width, height = image.size
-    if width < 1 or height < 1:
-        raise ImageError(400, "The image has no pixels.")
-    if width * height > max_pixels:
-        raise ImageError(413, f"The image has {width}x{height} pixels; the limit is {max_pixels:,} pixels.")
-    if image.format == "WEBP" and width * height > MAX_WEBP_PIXELS:
-        raise ImageError(413, f"The WebP image has {width}x{height} pixels; WebP is read whole, at most "
-                              f"{MAX_WEBP_PIXELS:,} pixels (send a JPEG for more).")
-    if image.format == "HEIF":
-        kind = (image.info.get("bit_depth", 8) > 8, image.info.get("chroma", 420) not in (400, 420), "A" in image.mode)
-        if width * height * HEIF_BYTES_PER_PIXEL[kind] > MAX_HEIF_BYTES:
-            raise ImageError(413, f"The HEIC image has {width}x{height} pixels at {image.info.get('bit_depth', 8)} bits"
-                                  f"{', full colour' if kind[1] else ''}{', with transparency' if kind[2] else ''}: "
-                                  f"more than can be decoded here (at most {MAX_HEIF_BYTES / HEIF_BYTES_PER_PIXEL[kind]:,.0f} pixels).")
-    coefficients = coefficient_bytes(image) if file_parts.whole_coefficients else 0
-    if coefficients > MAX_COEFFICIENT_BYTES:
-        raise ImageError(413, f"The JPEG has {width}x{height} pixels in {len(image.layer)} colour channels, stored "
-                              f"progressively (or a channel at a time), more than can be decoded here; send it as a baseline JPEG.")
-    # JPEG's DCT scaling (by 1/2, 1/4 or 1/8) as far as each side stays at least DECODE_SIDE. A picture
-    # narrower than that asks its shorter side only its share of MAX_SIDE: asking DECODE_SIDE of both
-    # left a 65,500x381 strip unreduced (+193 MB).
-    wanted = (DECODE_SIDE, DECODE_SIDE)
-    if min(width, height) < DECODE_SIDE:
-        longer = max(width, height)
-        wanted = (min(DECODE_SIDE, -(-width * MAX_SIDE // longer)), min(DECODE_SIDE, -(-height * MAX_SIDE // longer)))
+    coefficients = refuse_costly(image, max_pixels, file_parts.whole_coefficients)
     try:
-        image.draft("RGB", wanted)
+        image.draft("RGB", draft_size(width, height))
         # Kept coefficients are held at full size, whatever the output's scale.
         large = image.width * image.height > LARGE_PIXELS or (coefficients and width * height > LARGE_PIXELS)
         with _one_large_at_a_time if large else nullcontext():
@@ -124,6 +92,54 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     # libheif reports damage (and sizes past its own safety limits) as RuntimeError; a cut EXIF block is struct.error.
     except (OSError, ValueError, SyntaxError, EOFError, RuntimeError, struct.error, Image.DecompressionBombError):
         raise ImageError(400, "The image file is damaged or truncated.") from None
+
+
+def opened(data: bytes, max_pixels: int) -> Image.Image:
+    """The file opened by Pillow, its header read and nothing decoded yet."""
+    try:
+        return Image.open(io.BytesIO(data), formats=FORMATS)
+    except Image.DecompressionBombError:  # Pillow's own ceiling, far above ours: a bomb
+        raise ImageError(413, f"The image declares more pixels than the limit of {max_pixels:,}.") from None
+    except UnidentifiedImageError:
+        if looks_like_ours(data):  # a header that declares no pixels (0x0) lands here too
+            raise ImageError(400, "The image file is damaged, truncated or has no pixels.") from None
+        raise ImageError(415, "This is not an image we can read. Send a PNG, JPEG, HEIC, GIF, WebP or BMP file.") from None
+    except (OSError, ValueError, SyntaxError, EOFError):  # a format's own check of its header failed
+        raise ImageError(400, "The image file is damaged, truncated or has no pixels.") from None
+
+
+def refuse_costly(image: Image.Image, max_pixels: int, whole_coefficients: bool) -> int:
+    """ImageError for a picture that would cost more to decode than the limits allow, judged from its
+    header; else the bytes of coefficients libjpeg will keep (0 for most pictures)."""
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageError(400, "The image has no pixels.")
+    if width * height > max_pixels:
+        raise ImageError(413, f"The image has {width}x{height} pixels; the limit is {max_pixels:,} pixels.")
+    if image.format == "WEBP" and width * height > MAX_WEBP_PIXELS:
+        raise ImageError(413, f"The WebP image has {width}x{height} pixels; WebP is read whole, at most "
+                              f"{MAX_WEBP_PIXELS:,} pixels (send a JPEG for more).")
+    if image.format == "HEIF":
+        kind = (image.info.get("bit_depth", 8) > 8, image.info.get("chroma", 420) not in (400, 420), "A" in image.mode)
+        if width * height * HEIF_BYTES_PER_PIXEL[kind] > MAX_HEIF_BYTES:
+            raise ImageError(413, f"The HEIC image has {width}x{height} pixels at {image.info.get('bit_depth', 8)} bits"
+                                  f"{', full colour' if kind[1] else ''}{', with transparency' if kind[2] else ''}: "
+                                  f"more than can be decoded here (at most {MAX_HEIF_BYTES / HEIF_BYTES_PER_PIXEL[kind]:,.0f} pixels).")
+    coefficients = coefficient_bytes(image) if whole_coefficients else 0
+    if coefficients > MAX_COEFFICIENT_BYTES:
+        raise ImageError(413, f"The JPEG has {width}x{height} pixels in {len(image.layer)} colour channels, stored "
+                              f"progressively (or a channel at a time), more than can be decoded here; send it as a baseline JPEG.")
+    return coefficients
+
+
+def draft_size(width: int, height: int) -> tuple[int, int]:
+    """The size to ask JPEG's DCT scaling (by 1/2, 1/4 or 1/8) for: each side at least DECODE_SIDE. A
+    picture narrower than that asks its shorter side only its share of MAX_SIDE: asking DECODE_SIDE of
+    both left a 65,500x381 strip unreduced (+193 MB)."""
+    if min(width, height) >= DECODE_SIDE:
+        return DECODE_SIDE, DECODE_SIDE
+    longer = max(width, height)
+    return min(DECODE_SIDE, -(-width * MAX_SIDE // longer)), min(DECODE_SIDE, -(-height * MAX_SIDE // longer))
 
 
 def coefficient_bytes(image: Image.Image) -> int:
