@@ -17,20 +17,26 @@ ORIENTATION = 0x0112
 TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
          5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
          8: Image.Transpose.ROTATE_90}
-QUARTER_TURNS = {Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_90}
-INLINE = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i"}  # TIFF integer types, by their struct format
+QUARTER_TURNS = {Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE,
+                 Image.Transpose.ROTATE_90}
+# TIFF value types Pillow reads: (bytes per value, struct format of one value, or None for a value no
+# orientation equals: text, raw bytes, another directory's offset).
+TYPES = {1: (1, "B"), 2: (1, None), 3: (2, "H"), 4: (4, "I"), 5: (8, "II"), 6: (1, "b"), 7: (1, None), 8: (2, "h"),
+         9: (4, "i"), 10: (8, "ii"), 11: (4, "f"), 12: (8, "d"), 13: (4, None), 16: (8, "Q"), 17: (8, "q"), 18: (8, None)}
+# Pillow's headers, the last two BigTIFF's.
+HEADERS = {b"MM\x00\x2a": (">", False), b"II\x2a\x00": ("<", False), b"MM\x2a\x00": (">", False),
+           b"II\x00\x2a": ("<", False), b"MM\x00\x2b": (">", True), b"II\x2b\x00": ("<", True)}
 XMP = r'tiff:Orientation(="|>)([0-9])'  # Pillow's own pattern
+RAW_PROFILE_LARGEST = 2_000_000  # hex characters: a PNG's "Raw profile type exif" text (EXIF is 64 kB in a JPEG)
 
 
 def orientation(image: Image.Image) -> int:
-    """1 (as it is) to 8, as Image.getexif() would give it; 1 when there is none."""
+    """1 (as it is) to 8, as Image.getexif() would give it; 1 when there is none, 0 when the tag
+    holds something exif_transpose turns nothing for."""
     info = image.info
     block = info.get("exif")
-    if block is None and "Raw profile type exif" in info:  # PNG text chunks, as Pillow reads them
-        try:
-            block = bytes.fromhex("".join(str(info["Raw profile type exif"]).split("\n")[3:]))
-        except ValueError:
-            block = None
+    if block is None and isinstance(info.get("Raw profile type exif"), str):
+        block = raw_profile(info["Raw profile type exif"])
     if isinstance(block, bytes):
         while block.startswith(b"Exif\x00\x00"):
             block = block[6:]
@@ -45,20 +51,73 @@ def orientation(image: Image.Image) -> int:
     return 1
 
 
-def first_directory_tag(block: bytes, wanted: int) -> int | None:
-    """The integer value of tag `wanted` in a TIFF block's first directory: None when absent, 0 when
-    it is not one integer."""
-    endian = {b"II*\x00": "<", b"MM\x00*": ">"}.get(block[:4])
-    if endian is None or len(block) < 8:
+def raw_profile(text: str) -> bytes | None:
+    """The EXIF block of ImageMagick's PNG text: a header of three lines, then hex."""
+    start = -1
+    for _ in range(3):
+        start = text.find("\n", start + 1)
+        if start < 0:
+            return None
+    if len(text) - start > RAW_PROFILE_LARGEST:
         return None
-    (start,) = struct.unpack_from(endian + "I", block, 4)
-    if start + 2 > len(block):
+    try:
+        return bytes.fromhex(text[start + 1:])  # fromhex steps over the line breaks
+    except ValueError:
         return None
-    (entries,) = struct.unpack_from(endian + "H", block, start)
-    for at in range(start + 2, min(start + 2 + 12 * entries, len(block) - 11), 12):
-        tag, kind, count = struct.unpack_from(endian + "HHI", block, at)
-        if tag == wanted:
-            # One integer, inline (an orientation never needs more); any other shape turns nothing,
-            # as Pillow's lookup of a tuple in exif_transpose finds nothing (nor looks at the XMP).
-            return struct.unpack_from(endian + INLINE[kind], block, at + 8)[0] if count == 1 and kind in INLINE else 0
-    return None
+
+
+def directory(block: bytes):
+    """(endian, bytes an entry holds inline, entries) of a TIFF block's first directory, each entry
+    (tag, type, count, its 4 or 8 bytes of value or offset); None for no TIFF block Pillow reads."""
+    endian, big = HEADERS.get(block[:4], (None, False))
+    if endian is None:
+        return None
+    count_format, entry_format, inline = ("Q", "HHQ8s", 8) if big else ("H", "HHI4s", 4)
+    if len(block) < (16 if big else 8):
+        return None
+    start = struct.unpack_from(endian + ("Q" if big else "I"), block, 8 if big else 4)[0]
+    count_size, entry_size = struct.calcsize(endian + count_format), struct.calcsize(endian + entry_format)
+    if start + count_size > len(block):
+        return None
+    (count,) = struct.unpack_from(endian + count_format, block, start)
+    table = block[start + count_size:start + count_size + entry_size * count]
+    return endian, inline, struct.iter_unpack(endian + entry_format, table[:len(table) - len(table) % entry_size])
+
+
+def copied_bytes(block: bytes) -> int:
+    """The bytes Pillow copies out of a TIFF block's first directory when it reads it: each value
+    that does not fit in its entry, however many entries point at the same bytes."""
+    found = directory(block)
+    if found is None:
+        return 0
+    _, inline, entries = found
+    sizes = (TYPES[kind][0] * count for _, kind, count, _ in entries if kind in TYPES)
+    return sum(size for size in sizes if size > inline)
+
+
+def first_directory_tag(block: bytes, wanted: int) -> int | float | None:
+    """The value of tag `wanted` in a TIFF block's first directory, as Pillow reads it: None when
+    absent or unreadable (Pillow skips such entries); the last entry wins; 0 for a value that equals
+    no orientation (text, raw bytes)."""
+    read = directory(block)
+    if read is None:
+        return None
+    endian, inline, entries = read
+    found = None
+    for tag, kind, count, data in entries:
+        if tag != wanted or kind not in TYPES or count == 0:
+            continue
+        unit, value_format = TYPES[kind]
+        source, at_value = data, 0
+        if unit * count > inline:  # the value lies elsewhere in the block
+            source, at_value = block, struct.unpack_from(endian + ("Q" if inline == 8 else "I"), data)[0]
+            if at_value + unit * count > len(block):
+                continue  # Pillow: "Possibly corrupt EXIF data ... Skipping tag"
+        if value_format is None:
+            found = 0  # text or raw bytes: exif_transpose finds no turn for it
+            continue
+        # Several values: Pillow keeps the first, the orientation being defined as one.
+        value = struct.unpack_from(endian + value_format, source, at_value)
+        # A fraction compares equal to its quotient, as Pillow's IFDRational does; n/0 equals nothing.
+        found = value[0] if len(value) == 1 else value[0] / value[1] if value[1] else 0
+    return found

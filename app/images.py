@@ -12,7 +12,7 @@ from contextlib import nullcontext
 
 import numpy as np
 import pillow_heif
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from app import exif, parts
 
@@ -20,6 +20,9 @@ from app import exif, parts
 # EXIF orientation to 1, so the orientation read below (app/exif.py) does not turn it twice. Embedded thumbnails are
 # never read in place of the photo.
 pillow_heif.register_heif_opener(thumbnails=False)
+# Pillow keeps a PNG's text chunks, inflated, for as long as the picture is decoded: up to 64 MB of
+# them by default, on top of the picture. Text beyond this is refused (400) as Pillow opens the file.
+PngImagePlugin.MAX_TEXT_MEMORY = 4_000_000
 
 # Raster formats a browser or phone sends ("JPEG" includes the multi-picture MPO files of many
 # phones); anything else (SVG, PDF, TIFF, ...) is refused as not an image.
@@ -43,6 +46,7 @@ SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM"
 # MB), and libjpeg's for a progressive JPEG or one scanned a channel at a time (every DCT coefficient
 # at full size, 2 bytes each, whatever scale it outputs). Both are held to about what the costliest
 # picture otherwise takes (HEIC).
+RLE = (1, 2)  # BMP's run-length compressions (RLE8, RLE4), which no browser or phone writes
 MAX_WEBP_PIXELS = 10_000_000
 MAX_COEFFICIENT_BYTES = 160_000_000
 # HEIC costs more than its pixels say when deeper than 8 bits, with colour at full resolution (4:4:4)
@@ -79,7 +83,7 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         large = image.width * image.height > LARGE_PIXELS or (coefficients and width * height > LARGE_PIXELS)
         with _one_large_at_a_time if large else nullcontext():
             image.load()
-            turn = exif.TURNS.get(exif.orientation(image))
+            turn = exif.TURNS.get(exif.orientation(image))  # a whole float such as 6.0 finds its turn, as in Pillow
             # Shrunk first, then turned: turning a 25-megapixel picture copied all of it (+70 MB).
             image = shrink(image)
             if turn is not None:
@@ -116,6 +120,9 @@ def refuse_costly(image: Image.Image, max_pixels: int, whole_coefficients: bool)
         raise ImageError(400, "The image has no pixels.")
     if width * height > max_pixels:
         raise ImageError(413, f"The image has {width}x{height} pixels; the limit is {max_pixels:,} pixels.")
+    if image.format == "BMP" and image.info.get("compression") in RLE:
+        # Pillow's RLE decoder is Python, a step a pixel or run: a 21 kB RLE8 file took 5.4 s.
+        raise ImageError(415, "Run-length-encoded BMP is not read; send the picture as PNG or JPEG.")
     if image.format == "WEBP" and width * height > MAX_WEBP_PIXELS:
         raise ImageError(413, f"The WebP image has {width}x{height} pixels; WebP is read whole, at most "
                               f"{MAX_WEBP_PIXELS:,} pixels (send a JPEG for more).")

@@ -11,15 +11,18 @@ jump over whatever is not a part in C (bytes.find, re), and stop at the ceiling.
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass
 
+from app import exif
+
 MAX_PARTS = {"JPEG scans": 100, "JPEG segments": 256, "JPEG junk bytes": 65_536, "JPEG metadata bytes": 1_048_576,
-             "PNG chunks": 20_000, "GIF blocks": 4_096}
-# Pillow reads a JPEG's EXIF (for its resolution) and its MPO index when it opens the file, copying
-# out each entry's value of their first directory: entries that all point at the same bytes made a
-# 66 kB file cost 3.5 GB and 22 s. Real entries do not overlap; their values come to at most the block.
-TIFF_UNITS = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+             "PNG chunks": 20_000, "PNG compressed chunks": 64, "GIF blocks": 4_096}
+# Pillow reads a JPEG's EXIF (for its resolution; its segments joined) and its MPO index when it opens
+# the file, copying out each entry's value of their first directory: entries that all point at the
+# same bytes made a 66 kB file cost 3.5 GB and 22 s. Real entries do not overlap.
+# A PNG's compressed chunks (an ICC profile, compressed text) are each inflated, up to 1 MB, in Python's
+# zlib at open: 9,400 of them in a 10 MB file took 25 to 32 s. A picture has one or two.
+COMPRESSED = {b"iCCP", b"zTXt", b"iTXt"}
 
 # Inside a JPEG scan's coded data an FF is followed by 00 (a stuffed byte), a restart marker
 # (D0-D7), 01 or more FFs (fill): any other byte after an FF is a marker. (Written without
@@ -60,7 +63,7 @@ def jpeg(data: bytes) -> Parts:
     """Before the first scan, as Pillow reads the header (stray bytes and bare markers one at a time, a
     segment by its length); then, as libjpeg reads the scans, marker to marker up to the end of the picture."""
     counts = dict.fromkeys(("JPEG segments", "JPEG scans", "JPEG junk bytes", "JPEG metadata bytes"), 0)
-    channels, whole = 0, False
+    channels, whole, exif_blocks = 0, False, []
     position, scanning = 2, False  # scanning: past the first scan's header, in coded data libjpeg reads
     while position < len(data) and all(counts[kind] <= MAX_PARTS[kind] for kind in counts):
         if scanning:
@@ -100,36 +103,25 @@ def jpeg(data: bytes) -> Parts:
             counts["JPEG segments"] += 1
         length = max(2, int.from_bytes(data[position:position + 2], "big"))
         body = data[position + 2:position + length]
-        if (marker == 0xE1 and body.startswith(b"Exif\x00\x00")) or (marker == 0xE2 and body.startswith(b"MPF\x00")):
-            counts["JPEG metadata bytes"] += copied(body[6:] if marker == 0xE1 else body[4:])
+        if marker == 0xE1 and body.startswith(b"Exif\x00\x00"):  # Pillow joins them: the first whole, then the rest
+            exif_blocks.append(body[6:])
+        elif marker == 0xE2 and body.startswith(b"MPF\x00"):
+            counts["JPEG metadata bytes"] += exif.copied_bytes(body[4:])
         position += length
+    joined = b"".join(exif_blocks)
+    while joined.startswith(b"Exif\x00\x00"):
+        joined = joined[6:]
+    counts["JPEG metadata bytes"] += exif.copied_bytes(joined)
     return Parts(counts, whole)
 
 
-def copied(block: bytes) -> int:
-    """The bytes Pillow copies out of a TIFF block's first directory: each entry's value that does not
-    fit in the entry itself, however many entries point at the same bytes."""
-    endian = {b"II*\x00": "<", b"MM\x00*": ">"}.get(block[:4])
-    if endian is None or len(block) < 8:
-        return 0
-    start = int.from_bytes(block[4:8], "little" if endian == "<" else "big")
-    if start + 2 > len(block):
-        return 0
-    entries = int.from_bytes(block[start:start + 2], "little" if endian == "<" else "big")
-    table = block[start + 2:start + 2 + 12 * entries]
-    total = 0
-    for _, kind, count, _ in struct.iter_unpack(endian + "HHII", table[:len(table) - len(table) % 12]):
-        size = TIFF_UNITS.get(kind, 0) * count
-        total += size if size > 4 else 0
-    return total
-
-
 def png(data: bytes) -> Parts:
-    position, chunks = 8, 0
+    position, chunks, compressed = 8, 0, 0
     while position + 8 <= len(data) and chunks <= MAX_PARTS["PNG chunks"]:
         chunks += 1
+        compressed += data[position + 4:position + 8] in COMPRESSED
         position += 12 + int.from_bytes(data[position:position + 4], "big")
-    return Parts({"PNG chunks": chunks})
+    return Parts({"PNG chunks": chunks, "PNG compressed chunks": compressed})
 
 
 def gif(data: bytes) -> Parts:
