@@ -21,11 +21,12 @@ QUARTER_TURNS = {Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Tr
                  Image.Transpose.ROTATE_90}
 # TIFF value types Pillow reads: (bytes per value, struct format of one value, or None for a value no
 # orientation equals: text, raw bytes, another directory's offset).
-TYPES = {1: (1, "B"), 2: (1, None), 3: (2, "H"), 4: (4, "I"), 5: (8, "II"), 6: (1, "b"), 7: (1, None), 8: (2, "h"),
-         9: (4, "i"), 10: (8, "ii"), 11: (4, "f"), 12: (8, "d"), 13: (4, None), 16: (8, "Q"), 17: (8, "q"), 18: (8, None)}
-# Pillow's headers, the last two BigTIFF's.
-HEADERS = {b"MM\x00\x2a": (">", False), b"II\x2a\x00": ("<", False), b"MM\x2a\x00": (">", False),
-           b"II\x00\x2a": ("<", False), b"MM\x00\x2b": (">", True), b"II\x2b\x00": ("<", True)}
+# (Pillow gives BYTE values as bytes, reads an IFD pointer as a LONG, and skips types 17 and 18.)
+TYPES = {1: (1, None), 2: (1, None), 3: (2, "H"), 4: (4, "I"), 5: (8, "II"), 6: (1, "b"), 7: (1, None), 8: (2, "h"),
+         9: (4, "i"), 10: (8, "ii"), 11: (4, "f"), 12: (8, "d"), 13: (4, "I"), 16: (8, "Q")}
+# The headers Pillow reads a classic directory under: it takes a block for BigTIFF by its third byte
+# alone, so MM 00 2B is classic to it, and II 2B 00 (BigTIFF) fails to load in an 8-byte header.
+HEADERS = {b"MM\x00\x2a": ">", b"II\x2a\x00": "<", b"MM\x2a\x00": ">", b"II\x00\x2a": "<", b"MM\x00\x2b": ">"}
 XMP = r'tiff:Orientation(="|>)([0-9])'  # Pillow's own pattern
 RAW_PROFILE_LARGEST = 2_000_000  # hex characters: a PNG's "Raw profile type exif" text (EXIF is 64 kB in a JPEG)
 
@@ -69,19 +70,15 @@ def raw_profile(text: str) -> bytes | None:
 def directory(block: bytes):
     """(endian, bytes an entry holds inline, entries) of a TIFF block's first directory, each entry
     (tag, type, count, its 4 or 8 bytes of value or offset); None for no TIFF block Pillow reads."""
-    endian, big = HEADERS.get(block[:4], (None, False))
-    if endian is None:
+    endian = HEADERS.get(block[:4])
+    if endian is None or len(block) < 8:
         return None
-    count_format, entry_format, inline = ("Q", "HHQ8s", 8) if big else ("H", "HHI4s", 4)
-    if len(block) < (16 if big else 8):
+    (start,) = struct.unpack_from(endian + "I", block, 4)
+    if start + 2 > len(block):
         return None
-    start = struct.unpack_from(endian + ("Q" if big else "I"), block, 8 if big else 4)[0]
-    count_size, entry_size = struct.calcsize(endian + count_format), struct.calcsize(endian + entry_format)
-    if start + count_size > len(block):
-        return None
-    (count,) = struct.unpack_from(endian + count_format, block, start)
-    table = block[start + count_size:start + count_size + entry_size * count]
-    return endian, inline, struct.iter_unpack(endian + entry_format, table[:len(table) - len(table) % entry_size])
+    (count,) = struct.unpack_from(endian + "H", block, start)
+    table = block[start + 2:start + 2 + 12 * count]
+    return endian, 4, struct.iter_unpack(endian + "HHI4s", table[:len(table) - len(table) % 12])
 
 
 def copied_bytes(block: bytes) -> int:
@@ -105,14 +102,16 @@ def first_directory_tag(block: bytes, wanted: int) -> int | float | None:
     endian, inline, entries = read
     found = None
     for tag, kind, count, data in entries:
-        if tag != wanted or kind not in TYPES or count == 0:
+        if kind not in TYPES:
             continue
         unit, value_format = TYPES[kind]
         source, at_value = data, 0
         if unit * count > inline:  # the value lies elsewhere in the block
-            source, at_value = block, struct.unpack_from(endian + ("Q" if inline == 8 else "I"), data)[0]
+            source, at_value = block, struct.unpack_from(endian + "I", data)[0]
             if at_value + unit * count > len(block):
-                continue  # Pillow: "Possibly corrupt EXIF data ... Skipping tag"
+                break  # Pillow stops reading the directory at the first value it cannot read, whatever its tag
+        if tag != wanted or count == 0:
+            continue
         if value_format is None:
             found = 0  # text or raw bytes: exif_transpose finds no turn for it
             continue

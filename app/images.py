@@ -48,6 +48,9 @@ SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM"
 # picture otherwise takes (HEIC).
 RLE = (1, 2)  # BMP's run-length compressions (RLE8, RLE4), which no browser or phone writes
 MAX_WEBP_PIXELS = 10_000_000
+# Pillow opens an animated PNG by filling a picture of its size to draw the first frame over (+100 MB
+# at 25 megapixels, before anything is decoded), and keeps it: at the pixel limit a worker reached 293 MB.
+MAX_ANIMATED_PNG_PIXELS = 12_500_000
 MAX_COEFFICIENT_BYTES = 160_000_000
 # HEIC costs more than its pixels say when deeper than 8 bits, with colour at full resolution (4:4:4)
 # or with transparency: libheif's planes and Pillow's copy, in bytes a pixel while decoded (measured
@@ -74,6 +77,9 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     over = file_parts.over()
     if over:
         raise ImageError(400, f"The image has more than {parts.MAX_PARTS[over]:,} {over}; pictures have far fewer.")
+    if file_parts.animated_pixels > MAX_ANIMATED_PNG_PIXELS:
+        raise ImageError(413, f"The animated PNG has {file_parts.animated_pixels:,} pixels; one is read at most "
+                              f"{MAX_ANIMATED_PNG_PIXELS:,} (Pillow fills a second picture as it opens one).")
     image = opened(data, max_pixels)
     width, height = image.size
     coefficients = refuse_costly(image, max_pixels, file_parts.whole_coefficients)

@@ -43,6 +43,8 @@ class Parts:
     # JPEG: libjpeg keeps every DCT coefficient of the picture at full size, whatever scale it
     # outputs: a progressive file, or one whose first scan holds fewer channels than the frame.
     whole_coefficients: bool = False
+    # An animated PNG's pixels: Pillow fills a second picture of its size as it opens one (app/images.py).
+    animated_pixels: int = 0
 
     def over(self) -> str | None:
         """The first kind of part above its ceiling, if any."""
@@ -116,12 +118,16 @@ def jpeg(data: bytes) -> Parts:
 
 
 def png(data: bytes) -> Parts:
-    position, chunks, compressed = 8, 0, 0
+    position, chunks, compressed, animated, pictured = 8, 0, 0, False, False
     while position + 8 <= len(data) and chunks <= MAX_PARTS["PNG chunks"]:
         chunks += 1
-        compressed += data[position + 4:position + 8] in COMPRESSED
+        kind = data[position + 4:position + 8]
+        compressed += kind in COMPRESSED
+        pictured = pictured or kind == b"IDAT"
+        animated = animated or (kind == b"acTL" and not pictured)  # Pillow's test for an APNG
         position += 12 + int.from_bytes(data[position:position + 4], "big")
-    return Parts({"PNG chunks": chunks, "PNG compressed chunks": compressed})
+    pixels = int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big") if animated else 0
+    return Parts({"PNG chunks": chunks, "PNG compressed chunks": compressed}, animated_pixels=pixels)
 
 
 def gif(data: bytes) -> Parts:

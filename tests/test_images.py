@@ -450,6 +450,13 @@ ODD_EXIF = [
     ("a float 6.0", exif_block([(0x0112, 11, 1, struct.pack("<f", 6.0))]), None),
     ("two values: the first", exif_block([(0x0112, 3, 2, struct.pack("<HH", 6, 1))]), b'<x tiff:Orientation="3"/>'),
     ("text", exif_block([(0x0112, 2, 2, b"6\x00\x00\x00")]), b'<x tiff:Orientation="3"/>'),
+    ("a byte: bytes to Pillow", exif_block([(0x0112, 1, 1, b"\x06\x00\x00\x00")]), None),
+    ("an IFD pointer: a long", exif_block([(0x0112, 13, 1, struct.pack("<I", 6))]), None),
+    ("type 17: skipped", exif_block([(0x0112, 17, 1, struct.pack("<I", 6))]), b'<x tiff:Orientation="3"/>'),
+    ("an unreadable entry first: the rest unread", exif_block([(0x010F, 2, 9_000, struct.pack("<I", 8)),
+                                                              (0x0112, 3, 1, SIX)]), b'<x tiff:Orientation="3"/>'),
+    ("MM 00 2B: classic to Pillow", b"MM\x00\x2b" + struct.pack(">I", 8) + struct.pack(">H", 1)
+     + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + b"\0" * 4, None),
 ]
 
 
@@ -483,7 +490,7 @@ def test_exif_segments_are_counted_joined_as_pillow_joins_them():
         decode_image(data, LIMIT)
 
 
-@pytest.mark.parametrize("header", [b"II\x00\x2a", b"MM\x2a\x00"], ids=["II 00 2A", "MM 2A 00"])
+@pytest.mark.parametrize("header", [b"II\x00\x2a", b"MM\x2a\x00", b"MM\x00\x2b"], ids=["II 00 2A", "MM 2A 00", "MM 00 2B"])
 def test_an_mpo_index_under_a_header_pillow_tolerates_is_counted_too(header):
     photo = encode(Image.new("RGB", (32, 32), "white"), "JPEG")
     endian = "<" if header.startswith(b"II") else ">"
@@ -534,3 +541,16 @@ def test_run_length_bmp_is_refused_unread():
     offset = 14 + len(header) + len(palette)
     data = b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + header + palette + rows
     assert status_of(data) == 415
+
+
+def test_a_large_animated_png_is_refused_before_pillow_opens_it():
+    # Opening it fills a second picture of its size (+100 MB at 25 megapixels) before any check after open.
+    frames = [Image.new("RGBA", (4000, 3200), (0, 0, 0, 0)), Image.new("RGBA", (4000, 3200), (0, 0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:], disposal=1)
+    with pytest.raises(ImageError, match="animated PNG") as caught:
+        decode_image(buffer.getvalue(), 25_000_000)
+    assert caught.value.status == 413
+    small = io.BytesIO()
+    frames[0].resize((40, 32)).save(small, "PNG", save_all=True, append_images=[frames[1].resize((40, 32))])
+    assert decode_image(small.getvalue(), LIMIT).size == (40, 32)
