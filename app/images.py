@@ -80,6 +80,9 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     if file_parts.animated_pixels > MAX_ANIMATED_PNG_PIXELS:
         raise ImageError(413, f"The animated PNG has {file_parts.animated_pixels:,} pixels; one is read at most "
                               f"{MAX_ANIMATED_PNG_PIXELS:,} (Pillow fills a second picture as it opens one).")
+    if file_parts.largest_item_pixels > max_pixels:  # a HEIF's alpha plane or depth map, decoded with the photo
+        raise ImageError(413, f"The image holds a picture of {file_parts.largest_item_pixels:,} pixels; the limit is "
+                              f"{max_pixels:,} pixels.")
     image = opened(data, max_pixels)
     width, height = image.size
     coefficients = refuse_costly(image, max_pixels, file_parts.whole_coefficients)

@@ -554,3 +554,65 @@ def test_a_large_animated_png_is_refused_before_pillow_opens_it():
     small = io.BytesIO()
     frames[0].resize((40, 32)).save(small, "PNG", save_all=True, append_images=[frames[1].resize((40, 32))])
     assert decode_image(small.getvalue(), LIMIT).size == (40, 32)
+
+
+# ---------- HEIF: what pillow_heif copies per image, and pictures larger than the photo ----------
+
+def box(kind: bytes, payload: bytes, full: bool = False) -> bytes:
+    payload = (b"\0\0\0\0" if full else b"") + payload
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def heif_file(extents: dict[int, list[tuple[int, int]]], described: list[tuple[int, list[int]]] = (),
+              properties: list[bytes] = (), associations: dict[int, list[int]] = None, padding: int = 0) -> bytes:
+    """A HEIF container (no decodable picture): items' extents (offset, length), cdsc references,
+    ipco properties and each item's property indices."""
+    iloc = struct.pack(">BBH", 0x44, 0x00, len(extents)) + b"".join(
+        struct.pack(">HHH", item, 0, len(spans)) + b"".join(struct.pack(">II", o, n) for o, n in spans)
+        for item, spans in extents.items())
+    iref = box(b"iref", b"".join(box(b"cdsc", struct.pack(">HH", source, len(targets))
+                                     + b"".join(struct.pack(">H", t) for t in targets)) for source, targets in described), full=True)
+    associations = associations or {}
+    ipma = struct.pack(">I", len(associations)) + b"".join(
+        struct.pack(">HB", item, len(indices)) + bytes(indices) for item, indices in associations.items())
+    iprp = box(b"iprp", box(b"ipco", b"".join(properties)) + box(b"ipma", ipma, full=True))
+    meta = box(b"meta", box(b"iloc", iloc, full=True) + iref + iprp, full=True)
+    return box(b"ftyp", b"heic\0\0\0\0mif1heic") + meta + box(b"mdat", b"\0" * padding)
+
+
+def test_heif_items_claiming_the_same_bytes_are_refused():
+    # One EXIF item of 32 extents over the same 100 kB: pillow_heif copies all of them for each image.
+    spans = [(1_000, 100_000)] * 32
+    data = heif_file({1: [(0, 1_000)], 2: spans}, [(2, [1])], padding=110_000)
+    with pytest.raises(ImageError, match="HEIF bytes claimed twice"):
+        decode_image(data, LIMIT)
+    assert parts.count(heif_file({1: [(0, 1_000)], 2: [(1_000, 100_000)]}, [(2, [1])], padding=110_000)).over() is None
+
+
+def test_heif_metadata_described_for_many_images_is_refused():
+    # A 100 kB EXIF item described for 200 images: copied once per image (20 MB).
+    items = {i: [(0, 10)] for i in range(1, 201)} | {500: [(1_000, 100_000)]}
+    data = heif_file(items, [(500, list(range(1, 201)))], padding=110_000)
+    with pytest.raises(ImageError, match="HEIF metadata bytes copied"):
+        decode_image(data, LIMIT)
+    # A large colour profile shared by many images: the same.
+    profile = box(b"colr", b"prof" + b"\0" * 1_000_000)
+    shared = heif_file({i: [(0, 10)] for i in range(1, 21)}, properties=[profile],
+                       associations={i: [1] for i in range(1, 21)}, padding=100)
+    with pytest.raises(ImageError, match="HEIF metadata bytes copied"):
+        decode_image(shared, LIMIT)
+
+
+def test_a_heif_picture_larger_than_the_limit_is_refused_whatever_the_photo_s_size():
+    # A 64x64 photo with an 11,900x11,900 alpha plane: libheif decodes both (+345 MB from 30 kB).
+    ispe = [box(b"ispe", struct.pack(">II", 64, 64), full=True), box(b"ispe", struct.pack(">II", 11_900, 11_900), full=True)]
+    data = heif_file({1: [(0, 10)], 2: [(10, 10)]}, properties=ispe, associations={1: [1], 2: [2]}, padding=100)
+    with pytest.raises(ImageError, match="141,610,000 pixels") as caught:
+        decode_image(data, 25_000_000)
+    assert caught.value.status == 413
+
+
+def test_too_many_heif_items_are_refused_before_they_are_walked():
+    data = heif_file({i: [(0, 1)] for i in range(1, 5_000)}, padding=10)
+    with pytest.raises(ImageError, match="HEIF items"):
+        decode_image(data, LIMIT)
