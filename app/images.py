@@ -73,7 +73,10 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """Bytes -> upright RGB image, or ImageError(400/413/415)."""
     if not data:
         raise ImageError(400, "The image is empty.")
-    file_parts = parts.count(data)
+    try:
+        file_parts = parts.count(data)
+    except (IndexError, ValueError, struct.error):  # a walk's own slip on a malformed file: still no 500
+        raise ImageError(400, "The image file is damaged or truncated.") from None
     over = file_parts.over()
     if over:
         raise ImageError(400, f"The image has more than {parts.MAX_PARTS[over]:,} {over}; pictures have far fewer.")

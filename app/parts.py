@@ -17,7 +17,9 @@ from app import exif
 
 MAX_PARTS = {"JPEG scans": 100, "JPEG segments": 256, "JPEG junk bytes": 65_536, "JPEG metadata bytes": 1_048_576,
              "PNG chunks": 20_000, "PNG compressed chunks": 64, "GIF blocks": 4_096,
-             "HEIF items": 4_096, "HEIF bytes claimed twice": 1_048_576, "HEIF metadata bytes copied": 16_000_000}
+             "HEIF boxes": 10_000, "HEIF boxes where one belongs": 0, "HEIF items": 4_096,
+             "HEIF bytes claimed twice": 1_048_576, "HEIF metadata bytes copied": 16_000_000,
+             "HEIF auxiliary type bytes": 1_024, "HEIF entity group copies": 100_000}
 # pillow_heif copies each top-level image's metadata (EXIF, XMP) and colour profile when it opens a
 # HEIC: a 143 kB file of 999 images sharing one EXIF item of 32 extents, all over the same bytes,
 # took 3.1 GB; 100 images sharing a 9 MB profile 888 MB. Real items do not overlap, and a phone's
@@ -188,42 +190,68 @@ def boxes(data: bytes, start: int, end: int):
 
 def heif(data: bytes) -> Parts:
     """The items of a HEIF file's `meta` box: what their extents claim (iloc), which images each
-    metadata item describes (iref cdsc), the colour profiles and sizes of their properties (ipco, ipma)."""
-    meta = next(((at + 4, end) for kind, at, end in boxes(data, 0, len(data)) if kind == b"meta"), None)
+    metadata item describes (iref cdsc), the colour profiles and sizes of their properties (ipco, ipma),
+    the entity groups pillow_heif copies for each image (grpl). A box that belongs once but comes
+    twice is refused: libheif reads the first of some and the last `meta`, and this walk would be
+    counting another file than the one decoded."""
+    counts = {kind: 0 for kind in MAX_PARTS if kind.startswith("HEIF")}
+
+    def children(start: int, end: int):
+        for child in boxes(data, start, end):
+            counts["HEIF boxes"] += 1
+            if counts["HEIF boxes"] > MAX_PARTS["HEIF boxes"]:
+                return
+            yield child
+
+    def once(found: list) -> tuple | None:
+        counts["HEIF boxes where one belongs"] += max(0, len(found) - 1)
+        return found[0] if found else None
+
+    top = list(children(0, len(data)))
+    meta = once([(at + 4, end) for kind, at, end in top if kind == b"meta"])
     if meta is None:
-        return Parts({})
-    claimed, described, properties, associations, items = {}, [], [], [], 0
-    for kind, at, end in boxes(data, *meta):
-        if kind == b"iloc":
-            items = int.from_bytes(data[at + 6:at + (10 if data[at] == 2 else 8)], "big")
-            if items > MAX_PARTS["HEIF items"]:  # libheif itself takes about a thousand
-                return Parts({"HEIF items": items})
-            claimed = item_extents(data[at:end], len(data))
-        elif kind == b"iref":
-            wide = data[at] == 1  # version 1: 32-bit item ids
-            for reference, inner, inner_end in boxes(data, at + 4, end):
-                if reference == b"cdsc":  # a metadata item, and the images it describes
-                    size = 4 if wide else 2
-                    source = int.from_bytes(data[inner:inner + size], "big")
-                    targets = int.from_bytes(data[inner + size:inner + size + 2], "big")
-                    described.append((source, targets))
-        elif kind == b"iprp":
-            for child, inner, inner_end in boxes(data, at, end):
-                if child == b"ipco":
-                    properties = [(kind, data[payload:stop]) for kind, payload, stop in boxes(data, inner, inner_end)]
-                elif child == b"ipma":
-                    entries = int.from_bytes(data[inner + 4:inner + 8], "big")
-                    if entries > MAX_PARTS["HEIF items"]:
-                        return Parts({"HEIF items": entries})
-                    associations.append(data[inner:inner_end])
-    profile_sizes = [len(body) if kind == b"colr" else 0 for kind, body in properties]
-    copied = sum(claimed.get(source, 0) * targets for source, targets in described)
-    copied += sum(profile_sizes[index - 1] for block in associations for index in associated(block)
-                  if 0 < index <= len(profile_sizes))
-    largest = max((int.from_bytes(body[4:8], "big") * int.from_bytes(body[8:12], "big")
-                   for kind, body in properties if kind == b"ispe" and len(body) >= 12), default=0)
-    return Parts({"HEIF items": items, "HEIF bytes claimed twice": max(0, sum(claimed.values()) - len(data)),
-                  "HEIF metadata bytes copied": copied}, largest_item_pixels=largest)
+        return Parts(counts)
+    inside = list(children(*meta))
+    parts = {name: once([(at, end) for kind, at, end in inside if kind == name]) for name in (b"iloc", b"iref", b"iprp", b"iinf")}
+    claimed, described, properties, associations, groups = {}, [], [], [], 0
+    if parts[b"iloc"]:
+        at, end = parts[b"iloc"]
+        version = data[at:at + 1]
+        counts["HEIF items"] = int.from_bytes(data[at + 6:at + (10 if version == b"\x02" else 8)], "big")
+        if counts["HEIF items"] > MAX_PARTS["HEIF items"]:  # libheif itself takes about a thousand
+            return Parts(counts)
+        claimed = item_extents(data[at:end], len(data))
+    if parts[b"iref"]:
+        at, end = parts[b"iref"]
+        size = 4 if data[at:at + 1] == b"\x01" else 2  # version 1: 32-bit item ids
+        for reference, inner, inner_end in children(at + 4, end):
+            if reference == b"cdsc":  # a metadata item, and the images it describes
+                described.append((int.from_bytes(data[inner:inner + size], "big"),
+                                  int.from_bytes(data[inner + size:inner + size + 2], "big")))
+    if parts[b"iprp"]:
+        inner = list(children(*parts[b"iprp"]))
+        ipco = once([(at, end) for kind, at, end in inner if kind == b"ipco"])
+        ipma = once([(at, end) for kind, at, end in inner if kind == b"ipma"])
+        if ipco:  # (kind, size, the first 12 bytes: an ispe's width and height)
+            properties = [(kind, end - at, data[at:at + 12]) for kind, at, end in children(*ipco)]
+        if ipma:
+            entries = int.from_bytes(data[ipma[0] + 4:ipma[0] + 8], "big")
+            if entries > MAX_PARTS["HEIF items"]:
+                counts["HEIF items"] = entries
+                return Parts(counts)
+            associations = list(associated(data[ipma[0]:ipma[1]]))
+    for kind, at, end in inside:
+        if kind == b"grpl":  # each group: version and flags, its id, its entities' count, their ids
+            groups += sum(int.from_bytes(data[inner + 8:inner + 12], "big") for _, inner, _ in children(at, end))
+    profile = [size if kind == b"colr" else 0 for kind, size, _ in properties]
+    counts["HEIF bytes claimed twice"] = max(0, sum(claimed.values()) - len(data))
+    counts["HEIF metadata bytes copied"] = (sum(claimed.get(source, 0) * targets for source, targets in described)
+                                            + sum(profile[index - 1] for index in associations if 0 < index <= len(profile)))
+    counts["HEIF auxiliary type bytes"] = max((size for kind, size, _ in properties if kind == b"auxC"), default=0)
+    counts["HEIF entity group copies"] = groups * max(1, counts["HEIF items"])
+    largest = max((int.from_bytes(head[4:8], "big") * int.from_bytes(head[8:12], "big")
+                   for kind, _, head in properties if kind == b"ispe" and len(head) >= 12), default=0)
+    return Parts(counts, largest_item_pixels=largest)
 
 
 def item_extents(iloc: bytes, file_size: int) -> dict[int, int]:

@@ -616,3 +616,37 @@ def test_too_many_heif_items_are_refused_before_they_are_walked():
     data = heif_file({i: [(0, 1)] for i in range(1, 5_000)}, padding=10)
     with pytest.raises(ImageError, match="HEIF items"):
         decode_image(data, LIMIT)
+
+
+def test_a_heif_box_that_belongs_once_and_comes_twice_is_refused():
+    # libheif reads the first iloc and ipco but the last meta: a decoy would be what the walk counted.
+    good = heif_file({1: [(0, 10)]}, padding=100)
+    meta = good[good.index(b"meta") - 4:good.index(b"mdat") - 4]
+    twice = good[:good.index(b"mdat") - 4] + meta + good[good.index(b"mdat") - 4:]
+    with pytest.raises(ImageError, match="HEIF boxes where one belongs"):
+        decode_image(twice, LIMIT)
+    empty = box(b"meta", b"", full=True)  # an empty second meta is as bad
+    with pytest.raises(ImageError, match="HEIF boxes where one belongs"):
+        decode_image(good[:good.index(b"mdat") - 4] + empty + good[good.index(b"mdat") - 4:], LIMIT)
+
+
+def test_heif_walk_slips_are_400s_and_its_boxes_are_bounded():
+    ftyp = box(b"ftyp", b"heic\0\0\0\0mif1heic")
+    for empty in (b"iloc", b"iref"):  # a box with no payload at the end of the file
+        assert status_of(ftyp + box(b"meta", box(empty, b""), full=True)) == 400
+    many = box(b"meta", box(b"iprp", box(b"ipco", box(b"free", b"") * 12_000)), full=True)
+    with pytest.raises(ImageError, match="HEIF boxes"):
+        decode_image(ftyp + many, LIMIT)
+
+
+def test_heif_auxiliary_types_and_entity_groups_are_bounded():
+    aux = box(b"auxC", b"urn:" + b"x" * 2_000, full=True)
+    with pytest.raises(ImageError, match="HEIF auxiliary type bytes"):
+        decode_image(heif_file({1: [(0, 10)]}, properties=[aux], associations={1: [1]}, padding=100), LIMIT)
+    group = box(b"altr", struct.pack(">II", 1, 64) + b"".join(struct.pack(">I", i) for i in range(64)), full=True)
+    data = heif_file({i: [(0, 1)] for i in range(1, 1_001)}, padding=10)
+    at = data.index(b"meta") - 4  # 100 groups of 64 go inside meta, after its other boxes
+    meta_size, grpl = int.from_bytes(data[at:at + 4], "big"), box(b"grpl", group * 100)
+    grouped = data[:at] + struct.pack(">I", meta_size + len(grpl)) + data[at + 4:at + meta_size] + grpl + data[at + meta_size:]
+    with pytest.raises(ImageError, match="HEIF entity group copies"):
+        decode_image(grouped, LIMIT)
