@@ -460,6 +460,7 @@ ODD_EXIF = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's own about the odd blocks
 @pytest.mark.parametrize("name, block, xmp", ODD_EXIF, ids=[name for name, _, _ in ODD_EXIF])
 def test_odd_exif_blocks_turn_the_picture_as_pillow_does(name, block, xmp):
     from PIL import ImageOps
