@@ -88,7 +88,7 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
                               f"{max_pixels:,} pixels.")
     image = opened(data, max_pixels)
     width, height = image.size
-    coefficients = refuse_costly(image, max_pixels, file_parts.whole_coefficients)
+    coefficients = refuse_costly(image, max_pixels, file_parts)
     try:
         image.draft("RGB", draft_size(width, height))
         # Kept coefficients are held at full size, whatever the output's scale.
@@ -124,9 +124,9 @@ def opened(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageError(400, "The image file is damaged, truncated or has no pixels.") from None
 
 
-def refuse_costly(image: Image.Image, max_pixels: int, whole_coefficients: bool) -> int:
+def refuse_costly(image: Image.Image, max_pixels: int, file_parts: parts.Parts) -> int:
     """ImageError for a picture that would cost more to decode than the limits allow, judged from its
-    header; else the bytes of coefficients libjpeg will keep (0 for most pictures)."""
+    header and its parts; else the bytes of coefficients libjpeg will keep (0 for most pictures)."""
     width, height = image.size
     if width < 1 or height < 1:
         raise ImageError(400, "The image has no pixels.")
@@ -140,11 +140,13 @@ def refuse_costly(image: Image.Image, max_pixels: int, whole_coefficients: bool)
                               f"{MAX_WEBP_PIXELS:,} pixels (send a JPEG for more).")
     if image.format == "HEIF":
         kind = (image.info.get("bit_depth", 8) > 8, image.info.get("chroma", 420) not in (400, 420), "A" in image.mode)
-        if width * height * HEIF_BYTES_PER_PIXEL[kind] > MAX_HEIF_BYTES:
+        # Judged by the largest picture coded, not the size shown: a crop (clap) or an alpha plane
+        # is decoded whole first (a 1,000-pixel crop of a 25-megapixel one took 389 MB).
+        if max(width * height, file_parts.largest_item_pixels) * HEIF_BYTES_PER_PIXEL[kind] > MAX_HEIF_BYTES:
             raise ImageError(413, f"The HEIC image has {width}x{height} pixels at {image.info.get('bit_depth', 8)} bits"
                                   f"{', full colour' if kind[1] else ''}{', with transparency' if kind[2] else ''}: "
                                   f"more than can be decoded here (at most {MAX_HEIF_BYTES / HEIF_BYTES_PER_PIXEL[kind]:,.0f} pixels).")
-    coefficients = coefficient_bytes(image) if whole_coefficients else 0
+    coefficients = coefficient_bytes(image) if file_parts.whole_coefficients else 0
     if coefficients > MAX_COEFFICIENT_BYTES:
         raise ImageError(413, f"The JPEG has {width}x{height} pixels in {len(image.layer)} colour channels, stored "
                               f"progressively (or a channel at a time), more than can be decoded here; send it as a baseline JPEG.")

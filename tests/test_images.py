@@ -651,3 +651,30 @@ def test_heif_auxiliary_types_and_entity_groups_are_bounded():
     grouped = data[:at] + struct.pack(">I", meta_size + len(grpl)) + data[at + 4:at + meta_size] + grpl + data[at + meta_size:]
     with pytest.raises(ImageError, match="HEIF entity group copies"):
         decode_image(grouped, LIMIT)
+
+
+def test_a_heic_is_judged_by_the_largest_picture_it_codes_not_the_size_it_shows():
+    # A crop (clap) to 1,000x1,000 of a 25-megapixel 10-bit 4:4:4 transparent picture: libheif decodes
+    # it whole, then crops (389 MB). The container's largest ispe is what counts.
+    import pillow_heif
+    from app.images import refuse_costly
+
+    pixels = np.zeros((300, 400, 4), np.uint16)
+    buffer = io.BytesIO()
+    pillow_heif.from_bytes("RGBA;16", (400, 300), pixels.tobytes()).save(buffer, quality=10, chroma=444)
+    with Image.open(io.BytesIO(buffer.getvalue())) as shown_small:
+        assert refuse_costly(shown_small, 25_000_000, parts.count(buffer.getvalue())) == 0
+        coded_large = parts.Parts({}, largest_item_pixels=25_000_000)
+        with pytest.raises(ImageError, match="HEIC") as caught:
+            refuse_costly(shown_small, 25_000_000, coded_large)
+    assert caught.value.status == 413
+
+
+def test_webp_metadata_chunks_are_bounded():
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 1_200_000  # a 1.2 MB description: Pillow copies the chunk while decoding
+    with pytest.raises(ImageError, match="WebP metadata bytes"):
+        decode_image(encode(Image.new("RGB", (32, 32), "white"), "WEBP", exif=exif.tobytes()), LIMIT)
+    small = Image.Exif()
+    small[0x0112] = 6
+    assert decode_image(encode(Image.new("RGB", (32, 16), "white"), "WEBP", exif=small.tobytes()), LIMIT).size == (16, 32)
