@@ -71,7 +71,8 @@ def pictures(pixels: int) -> dict[str, tuple[bytes, str]]:
     webp = four_by_three(min(pixels, MAX_WEBP_PIXELS))  # the formats with a ceiling of their own, at it
     cmyk = four_by_three(min(pixels, MAX_COEFFICIENT_BYTES // 8))  # 4 channels x 2 bytes a pixel
     strip = (65_500, pixels // 65_500)  # JPEG's widest
-    deep = four_by_three(min(pixels, int(MAX_HEIF_BYTES / HEIF_BYTES_PER_PIXEL[True, True, True])))
+    # 1% under its ceiling: the encoder pads a side to an even number, and the padded size is what is judged.
+    deep = four_by_three(min(pixels, int(0.99 * MAX_HEIF_BYTES / HEIF_BYTES_PER_PIXEL[True, True, True])))
     turned = Image.Exif()
     turned[0x0112] = 6  # a phone held upright: the picture is turned after it is shrunk
     return {
