@@ -48,6 +48,11 @@ SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM"
 # picture otherwise takes (HEIC).
 RLE = (1, 2)  # BMP's run-length compressions (RLE8, RLE4), which no browser or phone writes
 MAX_WEBP_PIXELS = 10_000_000
+# Lossless WebP (and WebP with losslessly compressed transparency): libwebp builds tables for each of up
+# to one Huffman group per 16 pixels, 65,536 at most, some 13 kB each: 880 MB from a 2 MB file of 1 MP.
+MAX_LOSSLESS_WEBP_PIXELS = 90_000
+# Pillow keeps an 8-byte pointer per row of each copy of a picture: a 1x25,000,000 PNG took +437 MB.
+MAX_ROWS = 65_535
 # Pillow opens an animated PNG by filling a picture of its size to draw the first frame over (+100 MB
 # at 25 megapixels, before anything is decoded), and keeps it: at the pixel limit a worker reached 293 MB.
 MAX_ANIMATED_PNG_PIXELS = 12_500_000
@@ -80,6 +85,8 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     over = file_parts.over()
     if over:
         raise ImageError(400, f"The image has more than {parts.MAX_PARTS[over]:,} {over}; pictures have far fewer.")
+    if file_parts.coding.startswith("JPEG"):  # before Pillow sees it: decoding it corrupted the worker's heap
+        raise ImageError(415, f"This JPEG uses a {file_parts.coding[5:]} that is not read; send a baseline or progressive JPEG.")
     if file_parts.animated_pixels > MAX_ANIMATED_PNG_PIXELS:
         raise ImageError(413, f"The animated PNG has {file_parts.animated_pixels:,} pixels; one is read at most "
                               f"{MAX_ANIMATED_PNG_PIXELS:,} (Pillow fills a second picture as it opens one).")
@@ -135,6 +142,11 @@ def refuse_costly(image: Image.Image, max_pixels: int, file_parts: parts.Parts) 
     if image.format == "BMP" and image.info.get("compression") in RLE:
         # Pillow's RLE decoder is Python, a step a pixel or run: a 21 kB RLE8 file took 5.4 s.
         raise ImageError(415, "Run-length-encoded BMP is not read; send the picture as PNG or JPEG.")
+    if height > MAX_ROWS:
+        raise ImageError(413, f"The image is {height:,} pixels tall; the limit is {MAX_ROWS:,} (each row costs memory).")
+    if image.format == "WEBP" and file_parts.coding and width * height > MAX_LOSSLESS_WEBP_PIXELS:
+        raise ImageError(413, f"The WebP image is lossless (or its transparency is) and has {width}x{height} pixels; such "
+                              f"WebP is read at most {MAX_LOSSLESS_WEBP_PIXELS:,} pixels: send it as PNG.")
     if image.format == "WEBP" and width * height > MAX_WEBP_PIXELS:
         raise ImageError(413, f"The WebP image has {width}x{height} pixels; WebP is read whole, at most "
                               f"{MAX_WEBP_PIXELS:,} pixels (send a JPEG for more).")

@@ -42,6 +42,7 @@ BARE = {0x00, 0xC8, *range(0xD0, 0xDA), *range(0xF0, 0xFE)}
 # Markers Pillow reads a segment after (frames, tables, scans, APPn, comments); any other is an error to it.
 SEGMENT = {*range(0xC0, 0xC8), *range(0xC9, 0xD0), *range(0xDA, 0xF0), 0xFE}
 PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}  # start-of-frame markers of progressive JPEGs
+READ = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}  # baseline, extended, progressive (Huffman or arithmetic): a camera's or a browser's
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class Parts:
     animated_pixels: int = 0
     # HEIF: the largest image item of the file (an alpha plane or a depth map may be larger than the photo).
     largest_item_pixels: int = 0
+    # A coding Pillow and its libraries must not be given: a lossless JPEG (libjpeg-turbo writes its full-size
+    # rows into the buffer Pillow shrank for a reduced scale: the worker crashed), a lossless WebP or
+    # losslessly compressed WebP alpha (libwebp builds tables for up to 65,536 Huffman groups: 880 MB from 2 MB).
+    coding: str = ""
 
     def over(self) -> str | None:
         """The first kind of part above its ceiling, if any."""
@@ -77,20 +82,22 @@ def count(data: bytes) -> Parts:
 def webp(data: bytes) -> Parts:
     """A WebP's metadata chunks (EXIF, XMP, ICC profile): Pillow copies each into the picture's info,
     on top of libwebp's hold on the whole file, for as long as the picture is decoded (+30 MB for 9 MB)."""
-    position, metadata, chunks = 12, 0, 0
+    position, metadata, chunks, coding = 12, 0, 0, ""
     while position + 8 <= len(data) and chunks <= MAX_PARTS["PNG chunks"]:
         kind, size = data[position:position + 4], int.from_bytes(data[position + 4:position + 8], "little")
         metadata += size if kind in (b"EXIF", b"XMP ", b"ICCP") else 0
+        if kind == b"VP8L" or (kind == b"ALPH" and data[position + 8:position + 9] and data[position + 8] & 3 == 1):
+            coding = "lossless WebP"
         chunks += 1
         position += 8 + size + (size & 1)
-    return Parts({"WebP metadata bytes": metadata})
+    return Parts({"WebP metadata bytes": metadata}, coding=coding)
 
 
 def jpeg(data: bytes) -> Parts:
     """Before the first scan, as Pillow reads the header (stray bytes and bare markers one at a time, a
     segment by its length); then, as libjpeg reads the scans, marker to marker up to the end of the picture."""
     counts = dict.fromkeys(("JPEG segments", "JPEG scans", "JPEG junk bytes", "JPEG metadata bytes"), 0)
-    channels, whole, exif_blocks = 0, False, []
+    channels, whole, exif_blocks, coding = 0, False, [], ""
     position, scanning = 2, False  # scanning: past the first scan's header, in coded data libjpeg reads
     while position < len(data) and all(counts[kind] <= MAX_PARTS[kind] for kind in counts):
         if scanning:
@@ -122,6 +129,7 @@ def jpeg(data: bytes) -> Parts:
         header = data[position + 2:position + 8]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xCC) and len(header) == 6:  # a frame
             channels, whole = header[5], whole or marker in PROGRESSIVE
+            coding = coding or ("" if marker in READ else f"JPEG coding {marker:02X} (lossless or hierarchical)")
         if marker == 0xDA:
             counts["JPEG scans"] += 1
             whole = whole or (bool(header) and header[0] < channels)
@@ -139,7 +147,7 @@ def jpeg(data: bytes) -> Parts:
     while joined.startswith(b"Exif\x00\x00"):
         joined = joined[6:]
     counts["JPEG metadata bytes"] += exif.copied_bytes(joined)
-    return Parts(counts, whole)
+    return Parts(counts, whole, coding=coding)
 
 
 def png(data: bytes) -> Parts:

@@ -225,7 +225,7 @@ def test_a_gif_of_comment_blocks_is_refused_before_decoding():
 
 def test_a_large_webp_is_refused_before_decoding():
     # 1 kB of lossless WebP at 5,000x5000 took a worker to 468 MB: libwebp holds the picture several times.
-    data = encode(Image.new("RGBA", (4000, 3000), (255, 255, 255, 0)), "WEBP", lossless=True)
+    data = encode(Image.new("RGB", (4000, 3000), "white"), "WEBP", quality=10)
     with pytest.raises(ImageError, match="WebP is read whole") as caught:
         decode_image(data, 25_000_000)
     assert caught.value.status == 413
@@ -678,3 +678,30 @@ def test_webp_metadata_chunks_are_bounded():
     small = Image.Exif()
     small[0x0112] = 6
     assert decode_image(encode(Image.new("RGB", (32, 16), "white"), "WEBP", exif=small.tobytes()), LIMIT).size == (16, 32)
+
+
+def test_a_lossless_jpeg_is_refused_before_pillow_sees_it():
+    # libjpeg-turbo decodes lossless JPEG at full size into the buffer Pillow shrank for a reduced
+    # scale: a 2,100-pixel one crashed the worker (double free). No camera or browser writes them.
+    frame = segment(0xC3, bytes([8]) + struct.pack(">HH", 2100, 2100) + bytes([1, 1, 0x11, 0]))
+    data = b"\xff\xd8" + segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00") + frame + b"\xff\xd9"
+    with pytest.raises(ImageError, match="lossless or hierarchical") as caught:
+        decode_image(data, 25_000_000)
+    assert caught.value.status == 415
+
+
+def test_lossless_webp_is_read_only_small():
+    # libwebp builds tables for up to 65,536 Huffman groups: 880 MB from a 2 MB file of 1 megapixel.
+    with pytest.raises(ImageError, match="lossless") as caught:
+        decode_image(encode(Image.new("RGB", (400, 300), "white"), "WEBP", lossless=True), LIMIT)
+    assert caught.value.status == 413
+    transparent = encode(Image.new("RGBA", (400, 300), (255, 255, 255, 0)), "WEBP", quality=80)  # alpha: lossless
+    assert status_of(transparent) == 413
+    assert decode_image(encode(Image.new("RGB", (300, 300), "white"), "WEBP", lossless=True), LIMIT).size == (300, 300)
+    assert decode_image(encode(Image.new("RGB", (800, 600), "white"), "WEBP", quality=80), LIMIT).size == (800, 600)
+
+
+def test_a_picture_of_too_many_rows_is_refused():
+    # Pillow keeps an 8-byte pointer per row of each copy: a 1x25,000,000 PNG took +437 MB.
+    assert status_of(encode(Image.new("1", (1, 70_000)), "PNG"), 25_000_000) == 413
+    assert decode_image(encode(Image.new("L", (1, 60_000)), "PNG"), 25_000_000).size[1] <= 2048
