@@ -68,8 +68,8 @@ def raw_profile(text: str) -> bytes | None:
 
 
 def directory(block: bytes):
-    """(endian, bytes an entry holds inline, entries) of a TIFF block's first directory, each entry
-    (tag, type, count, its 4 or 8 bytes of value or offset); None for no TIFF block Pillow reads."""
+    """(endian, entries) of a TIFF block's first directory, each entry (tag, type, count, 4 bytes
+    holding its value when it fits, else its offset); None for no TIFF block Pillow reads."""
     endian = HEADERS.get(block[:4])
     if endian is None or len(block) < 8:
         return None
@@ -78,7 +78,7 @@ def directory(block: bytes):
         return None
     (count,) = struct.unpack_from(endian + "H", block, start)
     table = block[start + 2:start + 2 + 12 * count]
-    return endian, 4, struct.iter_unpack(endian + "HHI4s", table[:len(table) - len(table) % 12])
+    return endian, struct.iter_unpack(endian + "HHI4s", table[:len(table) - len(table) % 12])
 
 
 def copied_bytes(block: bytes) -> int:
@@ -87,9 +87,9 @@ def copied_bytes(block: bytes) -> int:
     found = directory(block)
     if found is None:
         return 0
-    _, inline, entries = found
+    _, entries = found
     sizes = (TYPES[kind][0] * count for _, kind, count, _ in entries if kind in TYPES)
-    return sum(size for size in sizes if size > inline)
+    return sum(size for size in sizes if size > 4)
 
 
 def first_directory_tag(block: bytes, wanted: int) -> int | float | None:
@@ -99,14 +99,14 @@ def first_directory_tag(block: bytes, wanted: int) -> int | float | None:
     read = directory(block)
     if read is None:
         return None
-    endian, inline, entries = read
+    endian, entries = read
     found = None
     for tag, kind, count, data in entries:
         if kind not in TYPES:
             continue
         unit, value_format = TYPES[kind]
         source, at_value = data, 0
-        if unit * count > inline:  # the value lies elsewhere in the block
+        if unit * count > 4:  # the value lies elsewhere in the block
             source, at_value = block, struct.unpack_from(endian + "I", data)[0]
             if at_value + unit * count > len(block):
                 break  # Pillow stops reading the directory at the first value it cannot read, whatever its tag

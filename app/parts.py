@@ -30,6 +30,7 @@ MAX_PARTS = {"JPEG scans": 100, "JPEG segments": 256, "JPEG junk bytes": 65_536,
 # A PNG's compressed chunks (an ICC profile, compressed text) are each inflated, up to 1 MB, in Python's
 # zlib at open: 9,400 of them in a 10 MB file took 25 to 32 s. A picture has one or two.
 COMPRESSED = {b"iCCP", b"zTXt", b"iTXt"}
+MAX_WEBP_CHUNKS = 20_000  # how far a WebP's chunks are walked for its metadata (libwebp reads them in C)
 
 # Inside a JPEG scan's coded data an FF is followed by 00 (a stuffed byte), a restart marker
 # (D0-D7), 01 or more FFs (fill): any other byte after an FF is a marker. (Written without
@@ -83,7 +84,7 @@ def webp(data: bytes) -> Parts:
     """A WebP's metadata chunks (EXIF, XMP, ICC profile): Pillow copies each into the picture's info,
     on top of libwebp's hold on the whole file, for as long as the picture is decoded (+30 MB for 9 MB)."""
     position, metadata, chunks, coding = 12, 0, 0, ""
-    while position + 8 <= len(data) and chunks <= MAX_PARTS["PNG chunks"]:
+    while position + 8 <= len(data) and chunks <= MAX_WEBP_CHUNKS:
         kind, size = data[position:position + 4], int.from_bytes(data[position + 4:position + 8], "little")
         metadata += size if kind in (b"EXIF", b"XMP ", b"ICCP") else 0
         if kind == b"VP8L" or (kind == b"ALPH" and data[position + 8:position + 9] and data[position + 8] & 3 == 1):
