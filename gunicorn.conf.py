@@ -15,11 +15,16 @@ from pathlib import Path
 _settings = runpy.run_path(str(Path(__file__).resolve().parent / "app" / "settings.py"))
 
 
-def whole(name: str, default: int, minimum: int = 1) -> int:
+def setting(check: str, *args):
+    """A variable read by one of app/settings.py's checks, or one line naming it and the server stopped."""
     try:
-        return _settings["whole"](name, default, minimum)
+        return _settings[check](*args)
     except ValueError as error:
         raise SystemExit(f"gunicorn.conf.py: {error}") from None  # one line, not gunicorn's traceback
+
+
+def whole(name: str, default: int, minimum: int = 1) -> int:
+    return setting("whole", name, default, minimum)
 
 
 def two_malloc_arenas() -> None:
@@ -71,6 +76,7 @@ reload = False
 # gunicorn's control socket (for gunicornc) is one path per user, $HOME/.gunicorn/gunicorn.ctl:
 # a second server on the machine (tests, a benchmark) took it over from the first. Nothing here uses it.
 control_socket_disable = True
+loglevel = setting("level", "LOG_LEVEL")  # gunicorn's own messages; the app's follow it too (app/__init__.py)
 accesslog = "-"  # method, path, status, size, time and the router's request id: images are never logged
 # gunicorn's default, then the time taken (ms) and Heroku's X-Request-ID, to match the router's log line.
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms request=%({x-request-id}i)s'

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import os
 from pathlib import Path
 
@@ -64,7 +63,9 @@ def create_app(config: dict | None = None) -> Flask:
     # Flask reads FLASK_DEBUG from the environment; no environment turns debug on here, so a stray
     # variable on the server cannot expose the debugger or tracebacks. Only code (tests) can.
     app.config["DEBUG"] = False
-    app.logger.setLevel(logging.INFO)  # refusals' reasons (app/errors.py); Flask's default shows warnings only
+    # At INFO (Flask's default shows warnings only): refusals' reasons (app/errors.py); at DEBUG, each
+    # decoding's time and memory too (app/isolated.py).
+    app.logger.setLevel(settings.level("LOG_LEVEL").upper())
     app.config.update(config or {})
     app.extensions["pipeline"] = Pipeline(app.config["MODEL_PATH"], app.config["LOCATOR_PATH"],
                                           app.config["DRAWING_MODEL_PATH"])

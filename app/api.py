@@ -12,7 +12,8 @@ import re
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.images import ImageError, decode_image, original_size
+from app.images import ImageError, original_size
+from app.isolated import decode_image
 
 bp = Blueprint("api", __name__)
 

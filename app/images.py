@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import struct
 import threading
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import pillow_heif
@@ -37,7 +37,7 @@ MAX_SIDE = 2 * DECODE_SIDE
 # Even so, decoding takes up to about 7 bytes per pixel (HEIC: libheif's planes and Pillow's copy),
 # so a worker decodes one picture above this size at a time, whatever its threads.
 LARGE_PIXELS = 4_000_000
-_one_large_at_a_time = threading.Lock()
+one_large_at_a_time = threading.Lock()
 REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F", "CMYK", "YCbCr")  # modes Image.reduce() takes
 # Bytes that begin like one of FORMATS but do not open are a damaged file (400), not another format (415).
 SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
@@ -74,8 +74,9 @@ class ImageError(ValueError):
         self.message = message
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Bytes -> upright RGB image, or ImageError(400/413/415)."""
+def decode_image(data: bytes, max_pixels: int, one_at_a_time: AbstractContextManager = one_large_at_a_time) -> Image.Image:
+    """Bytes -> upright RGB image, or ImageError(400/413/415). A large picture is decoded inside
+    `one_at_a_time` (a child process asks its worker for the turn: app/isolated.py)."""
     if not data:
         raise ImageError(400, "The image is empty.")
     try:
@@ -100,7 +101,7 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         image.draft("RGB", draft_size(width, height))
         # Kept coefficients are held at full size, whatever the output's scale.
         large = image.width * image.height > LARGE_PIXELS or (coefficients and width * height > LARGE_PIXELS)
-        with _one_large_at_a_time if large else nullcontext():
+        with one_at_a_time if large else nullcontext():
             image.load()
             turn = exif.TURNS.get(exif.orientation(image))  # a whole float such as 6.0 finds its turn, as in Pillow
             # Shrunk first, then turned: turning a 25-megapixel picture copied all of it (+70 MB).

@@ -25,6 +25,14 @@ def seconds(name: str, default: float, most: float = 3600) -> float:
                    f"a number of seconds above 0 and at most {most:g}")
 
 
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def level(name: str, default: str = "info") -> str:
+    """The log level named in environment variable `name` (any case), or `default` when unset."""
+    return checked(name, default, str.lower, lambda value: value in LEVELS, "one of " + ", ".join(LEVELS))
+
+
 def checked(name: str, default, parse, valid, expected: str):
     text = os.environ.get(name)
     if text is None:

@@ -77,8 +77,9 @@ def workers_rss(master: psutil.Process) -> dict[int, float]:
 
 
 def workers_cpu(master: psutil.Process) -> float:
-    """CPU seconds (user + system) the workers have used: less bent by other load on the machine than throughput."""
-    return sum(sum(child.cpu_times()[:2]) for child in master.children())
+    """CPU seconds (user + system) the workers have used, with their decoding children's (app/isolated.py):
+    less bent by other load on the machine than throughput."""
+    return sum(sum(child.cpu_times()[:4]) for child in master.children())
 
 
 def settled(master: psutil.Process, workers: int) -> dict[int, float]:

@@ -1,5 +1,6 @@
 """Rate limit (off by default, on by environment), no debug from the environment, no leak from an internal fault."""
 import io
+import logging
 import runpy
 
 import pytest
@@ -43,7 +44,7 @@ def test_a_mistyped_rate_limit_stops_the_app_at_start(monkeypatch):
 @pytest.mark.parametrize("name, value", [
     ("MAX_UPLOAD_BYTES", "0"), ("MAX_UPLOAD_BYTES", "10e6"), ("MAX_IMAGE_PIXELS", "-1"), ("MAX_IMAGE_PIXELS", ""),
     ("TRUSTED_PROXIES", "-1"), ("TRUSTED_PROXIES", "one"), ("UPLOAD_SECONDS", "0"), ("UPLOAD_SECONDS", "inf"),
-    ("UPLOAD_SECONDS", "nan"), ("UPLOAD_SECONDS", "-5"), ("UPLOAD_SECONDS", "1e10"),
+    ("UPLOAD_SECONDS", "nan"), ("UPLOAD_SECONDS", "-5"), ("UPLOAD_SECONDS", "1e10"), ("LOG_LEVEL", "verbose"),
 ])
 def test_a_mistyped_number_stops_the_app_at_start_naming_it(monkeypatch, name, value):
     # Left to run, 0 bytes refused every upload while /healthz said ok, -1 proxies made proxied
@@ -55,12 +56,21 @@ def test_a_mistyped_number_stops_the_app_at_start_naming_it(monkeypatch, name, v
 
 @pytest.mark.parametrize("name, value", [("WEB_CONCURRENCY", "0"), ("GUNICORN_THREADS", "0"),
                                          ("GUNICORN_THREADS", "two"), ("GUNICORN_KEEPALIVE", "-1"),
-                                         ("MALLOC_ARENA_MAX", "0")])
+                                         ("MALLOC_ARENA_MAX", "0"), ("LOG_LEVEL", "loud")])
 def test_a_mistyped_gunicorn_setting_stops_it_in_one_line(monkeypatch, name, value):
     # gunicorn reads its config file in the master: SystemExit's message is all it prints.
     monkeypatch.setenv(name, value)
-    with pytest.raises(SystemExit, match=f"^gunicorn.conf.py: {name}={value!r}: expected a whole number of at least"):
+    expected = "one of debug, info" if name == "LOG_LEVEL" else "a whole number of at least"
+    with pytest.raises(SystemExit, match=f"^gunicorn.conf.py: {name}={value!r}: expected {expected}"):
         runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_the_log_level_is_set_from_the_environment(monkeypatch):
+    monkeypatch.setenv("LOG_LEVEL", "Debug")
+    assert create_app({"TESTING": True}).logger.level == logging.DEBUG
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["loglevel"] == "debug"
+    monkeypatch.delenv("LOG_LEVEL")
+    assert create_app({"TESTING": True}).logger.level == logging.INFO
 
 
 def test_rate_limit_is_per_client_behind_a_trusted_proxy(monkeypatch, photo):

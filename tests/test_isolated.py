@@ -1,0 +1,140 @@
+"""app.isolated: each upload decoded in a child process, so a decoder's crash, memory or time costs
+the request a 4xx and never the worker."""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app import ROOT, images, isolated
+from app.images import LARGE_PIXELS, ImageError
+from tests.conftest import FIXTURES, encode
+
+LIMIT = 25_000_000
+
+
+def refusal(data: bytes) -> tuple[int, str]:
+    with pytest.raises(ImageError) as caught:
+        isolated.decode_image(data, LIMIT)
+    return caught.value.status, caught.value.message
+
+
+def no_children_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_the_child_reads_what_the_worker_would():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned as a phone held upright
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), np.uint8))
+    for data in (encode(photo, "JPEG", exif=exif), encode(photo.convert("RGBA"), "PNG"),
+                 (FIXTURES / "heic" / "11-orientation6.heic").read_bytes()):
+        here, there = images.decode_image(data, LIMIT), isolated.decode_image(data, LIMIT)
+        assert there.mode == "RGB" and there.size == here.size
+        assert np.array_equal(np.asarray(there), np.asarray(here))
+        assert there.info["original_size"] == here.info["original_size"]
+    assert no_children_left()
+
+
+def test_refusals_keep_their_status_and_message():
+    assert refusal(b"") == (400, "The image is empty.")
+    assert refusal(b"%PDF-1.7")[0] == 415
+    assert refusal(encode(Image.new("RGB", (64, 64)), "PNG")[:60])[0] == 400
+    assert no_children_left()
+
+
+def crash(*args, **kwargs):
+    os.abort()  # as a decoder's heap corruption ends: a signal, no Python exception
+
+
+def test_a_decoder_crash_is_a_400_and_the_next_picture_reads(monkeypatch):
+    monkeypatch.setattr(images, "decode_image", crash)
+    status, message = refusal(encode(Image.new("RGB", (64, 64)), "PNG"))
+    assert status == 400 and "decoder failed" in message
+    monkeypatch.undo()
+    assert isolated.decode_image(encode(Image.new("RGB", (64, 64)), "PNG"), LIMIT).size == (64, 64)
+    assert no_children_left()
+
+
+def test_a_picture_costing_more_memory_than_allowed_is_a_413():
+    # In a fresh process: the free memory a test run's earlier pictures leave in malloc's arenas would be
+    # the child's to use, on top of its allowance. 9 megapixels of flat colour: a 30 kB PNG that Pillow
+    # decodes into 36 MB (1500x1500 once shrunk).
+    script = """if True:
+        import io
+        from PIL import Image
+        from app import ROOT, images, isolated
+        buffer = io.BytesIO()
+        Image.new("RGB", (3000, 3000), "white").save(buffer, "PNG")
+        print(isolated.decode_image(buffer.getvalue(), 25_000_000).size)
+        isolated.MEMORY_BYTES = 20_000_000
+        try:
+            isolated.decode_image(buffer.getvalue(), 25_000_000)
+        except images.ImageError as error:
+            print(error.status, error.message)
+    """
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["(1500, 1500)", "413 The image needs more memory to decode than one upload may use."]
+
+
+def spin(*args, **kwargs):
+    while True:
+        pass
+
+
+def sleep(*args, **kwargs):
+    time.sleep(60)
+
+
+@pytest.mark.parametrize("stall", [spin, sleep], ids=["cpu", "wall-clock"])
+def test_a_decoder_that_does_not_finish_is_a_413_on_time(monkeypatch, stall):
+    monkeypatch.setattr(images, "decode_image", stall)
+    monkeypatch.setattr(isolated, "CPU_SECONDS", 1)
+    monkeypatch.setattr(isolated, "WALL_SECONDS", 2)
+    began = time.monotonic()
+    status, message = refusal(b"any bytes")
+    assert status == 413 and "to decode" in message
+    assert time.monotonic() - began < 4
+    assert no_children_left()
+
+
+def test_a_bug_in_the_child_is_the_workers_500_with_its_trace(monkeypatch, client):
+    def bug(*args, **kwargs):
+        return {}["missing"]
+
+    monkeypatch.setattr(images, "decode_image", bug)
+    with pytest.raises(RuntimeError, match="KeyError: 'missing'"):
+        isolated.decode_image(b"any bytes", LIMIT)
+    response = client.post("/predict", data=b"any bytes", content_type="image/png")
+    assert response.status_code == 500 and "KeyError" not in response.get_data(as_text=True)
+
+
+def test_the_api_decodes_in_a_child_and_keeps_serving(monkeypatch, client):
+    png = encode(Image.new("RGB", (64, 64), "white"), "PNG")
+    monkeypatch.setattr(images, "decode_image", crash)
+    response = client.post("/predict", data=png, content_type="image/png")
+    assert response.status_code == 400 and "decoder failed" in response.get_json()["error"]
+    monkeypatch.undo()
+    assert client.post("/predict", data=png, content_type="image/png").status_code == 200
+
+
+def test_large_pictures_wait_for_the_workers_turn_and_small_ones_do_not():
+    side = int(LARGE_PIXELS ** 0.5) + 10
+    large, small = (encode(Image.new("RGB", size, "white"), "PNG") for size in ((side, side), (64, 64)))
+    done = threading.Event()
+    with images.one_large_at_a_time:  # another thread of the worker is decoding a large picture
+        waiting = threading.Thread(target=lambda: (isolated.decode_image(large, LIMIT), done.set()))
+        waiting.start()
+        assert isolated.decode_image(small, LIMIT).size == (64, 64)
+        assert not done.wait(1.0)
+    assert done.wait(10)
+    waiting.join()
+    assert no_children_left()
