@@ -3,7 +3,8 @@
 Chosen from `python -m bench.load` and `python -m bench.peak` on the project's 2-core machine (figures
 in the README, "Load"): a read's CPU cost is the same whatever the workers and
 threads, a worker holds about 91 MB and does not grow over 10,000 requests, and the costliest
-picture the limits let in takes a worker to about 260 MB for the moment it is decoded.
+picture the limits let in takes a worker and the child that decodes it (app/isolated.py) to about
+280 MB for the moment it is decoded.
 """
 import ctypes
 import os
@@ -31,7 +32,9 @@ def two_malloc_arenas() -> None:
     """glibc gives each thread a malloc arena of its own and keeps what a big picture freed there:
     after two 24-megapixel PNGs read at once by a worker's two threads, the worker stayed at 253 MB
     (peak 319 MB); with two arenas, 131 MB (peak 262 MB). The MALLOC_ARENA_MAX variable does the same
-    but must be set before Python starts; mallopt here, in the master, holds for the workers it forks."""
+    but must be set before Python starts; mallopt here, in the master, holds for the workers it forks.
+    (Measured when workers decoded pictures themselves; a decoding child now gives back all it took as it
+    exits, and the arenas matter for the copies of the decoded picture the worker makes.)"""
     try:
         ctypes.CDLL("libc.so.6").mallopt(-8, whole("MALLOC_ARENA_MAX", 2))  # -8: M_ARENA_MAX
     except (OSError, AttributeError):  # not glibc: its allocator, its own rules
@@ -43,8 +46,8 @@ two_malloc_arenas()
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # One worker per core: the work is CPU-bound numpy/Pillow/LiteRT, so more processes only add memory
 # (about 91 MB each). Two workers and the master take about 210 MB of a 512 MB dyno, which leaves room for
-# one worst-case picture at a time; two at once, one per worker, come to about 545 MB (README, "Load";
-# app/images.py decodes one large picture at a time per worker).
+# one worst-case picture at a time; two at once, one per worker, come to about 590 MB (README, "Load";
+# a worker's children decode one large picture at a time).
 # Heroku's buildpack sets WEB_CONCURRENCY by dyno size (2 on 512 MB dynos, 4 or more on larger ones).
 workers = whole("WEB_CONCURRENCY", 2)
 # A second thread receives the next upload and answers /healthz while the first reads an image;

@@ -31,7 +31,7 @@ DEFAULTS = {
     "DRAWING_MODEL_PATH": str(DEFAULT_DRAWING),
     "MAX_CONTENT_LENGTH": 10_000_000,  # bytes per request (env MAX_UPLOAD_BYTES)
     # width x height of one image (env MAX_IMAGE_PIXELS): a 24-megapixel phone photo passes, and the
-    # costliest picture allowed (HEIC) takes a worker to about 260 MB while it is decoded (bench/peak.py: 259 MB).
+    # costliest picture allowed (HEIC) takes a worker and its decoding child about 280 MB while it is decoded (bench/peak.py).
     "MAX_IMAGE_PIXELS": 25_000_000,
     "RATE_LIMIT": "",  # per client on /predict, e.g. "60/minute"; empty: none (app/limits.py)
     "TRUSTED_PROXIES": 0,  # proxies in front whose X-Forwarded-For is believed (Heroku: 1)
