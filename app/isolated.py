@@ -158,6 +158,7 @@ def child(data: bytes, max_pixels: int, to_worker: int, from_worker: int) -> Non
     try:
         for number in WORKER_SIGNALS:
             signal.signal(number, signal.SIG_DFL)
+        close_all_but(to_worker, from_worker)
         limit(resource.RLIMIT_CORE, 0)  # a crash is expected here, not a core dump
         limit(resource.RLIMIT_CPU, CPU_SECONDS)  # then SIGXCPU
         # Counted from what malloc holds free: a decoder reusing it does not grow VmData, and should still count.
@@ -194,6 +195,18 @@ def child(data: bytes, max_pixels: int, to_worker: int, from_worker: int) -> Non
         status = 0
     finally:
         os._exit(status)
+
+
+def close_all_but(*kept: int) -> None:
+    """Close every inherited descriptor beyond stdin, stdout, stderr and `kept`: the worker's listening
+    socket and its clients' connections are not the child's to touch, and a connection the worker
+    closes must not stay open for as long as a child holds a copy of it."""
+    low = 3
+    for fd in sorted(kept):
+        os.closerange(low, fd)
+        low = fd + 1
+    most = resource.getrlimit(resource.RLIMIT_NOFILE)[0]  # no descriptor is numbered at or above it
+    os.closerange(low, most if 0 < most < 1 << 24 else 1 << 24)
 
 
 def limit(kind: int, value: int) -> None:

@@ -1,6 +1,7 @@
 """app.isolated: each upload decoded in a child process, so a decoder's crash, memory or time costs
 the request a 4xx and never the worker."""
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +43,22 @@ def test_the_child_reads_what_the_worker_would():
         assert np.array_equal(np.asarray(there), np.asarray(here))
         assert there.info["original_size"] == here.info["original_size"]
     assert no_children_left()
+
+
+def test_the_child_holds_none_of_the_workers_descriptors(monkeypatch):
+    listening = socket.create_server(("127.0.0.1", 0))  # as gunicorn's, and its clients'
+    worker_fd = str(listening.fileno())
+
+    def descriptors(*args, **kwargs):
+        raise ImageError(400, " ".join(sorted(os.listdir("/proc/self/fd"), key=int)))
+
+    monkeypatch.setattr(images, "decode_image", descriptors)
+    try:
+        held = refusal(b"any bytes")[1].split()
+    finally:
+        listening.close()
+    # stdin, stdout, stderr, the two pipes to the worker, and the one listdir opened
+    assert len(held) == 6 and worker_fd not in held
 
 
 def test_refusals_keep_their_status_and_message():
