@@ -155,3 +155,12 @@ def test_large_pictures_wait_for_the_workers_turn_and_small_ones_do_not():
     assert done.wait(10)
     waiting.join()
     assert no_children_left()
+
+
+def test_elsewhere_than_linux_the_worker_decodes_itself(monkeypatch):
+    def no_fork():
+        raise AssertionError("forked")
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert isolated.decode_image(encode(Image.new("RGB", (64, 48)), "PNG"), LIMIT).size == (64, 48)
