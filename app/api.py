@@ -1,7 +1,7 @@
 """The JSON API: POST /predict reads the number in an image, GET /healthz says the model is loaded.
 
 This layer only translates HTTP: it finds the image bytes in the request, hands them to
-app.images to decode and to the pipeline (model/pipeline.py) to read, and turns the result into JSON.
+app.isolated to decode (app.images, in a child process) and to the pipeline (model/pipeline.py) to read, and turns the result into JSON.
 """
 from __future__ import annotations
 

@@ -67,6 +67,9 @@ HEIF_BYTES_PER_PIXEL = {  # (deeper than 8 bits, full-resolution colour, alpha)
 MAX_HEIF_BYTES = 180_000_000
 
 
+OUT_OF_MEMORY = "The image needs more memory to decode than one upload may use."
+
+
 class ImageError(ValueError):
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -99,9 +102,7 @@ def decode_image(data: bytes, max_pixels: int, one_at_a_time: AbstractContextMan
     coefficients = refuse_costly(image, max_pixels, file_parts)
     try:
         image.draft("RGB", draft_size(width, height))
-        # Kept coefficients are held at full size, whatever the output's scale.
-        large = image.width * image.height > LARGE_PIXELS or (coefficients and width * height > LARGE_PIXELS)
-        with one_at_a_time if large else nullcontext():
+        with one_at_a_time if is_large(image, width * height, coefficients) else nullcontext():
             image.load()
             turn = exif.TURNS.get(exif.orientation(image))  # a whole float such as 6.0 finds its turn, as in Pillow
             # Shrunk first, then turned: turning a 25-megapixel picture copied all of it (+70 MB).
@@ -114,8 +115,23 @@ def decode_image(data: bytes, max_pixels: int, one_at_a_time: AbstractContextMan
             image.info["original_size"] = (width, height)
             return image
     # libheif reports damage (and sizes past its own safety limits) as RuntimeError; a cut EXIF block is struct.error.
-    except (OSError, ValueError, SyntaxError, EOFError, RuntimeError, struct.error, Image.DecompressionBombError):
+    except (OSError, ValueError, SyntaxError, EOFError, RuntimeError, struct.error, Image.DecompressionBombError,
+            MemoryError) as error:
+        if out_of_memory(error):
+            raise ImageError(413, OUT_OF_MEMORY) from None
         raise ImageError(400, "The image file is damaged or truncated.") from None
+
+
+def is_large(image: Image.Image, declared_pixels: int, coefficients: int) -> bool:
+    """Whether a picture, its decoding scale set (draft), is decoded one at a time in a worker: by its
+    pixels as decoded or, where libjpeg keeps the coefficients at full size whatever the scale, as declared."""
+    return image.width * image.height > LARGE_PIXELS or bool(coefficients and declared_pixels > LARGE_PIXELS)
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether a decoder failed for want of memory (MemoryError from Python and Pillow's codecs, "Out of
+    memory" from libheif) rather than on damage: a picture too costly for the memory an upload may use."""
+    return isinstance(error, MemoryError) or "memory" in str(error).lower()
 
 
 def opened(data: bytes, max_pixels: int) -> Image.Image:
@@ -128,7 +144,9 @@ def opened(data: bytes, max_pixels: int) -> Image.Image:
         if looks_like_ours(data):  # a header that declares no pixels (0x0) lands here too
             raise ImageError(400, "The image file is damaged, truncated or has no pixels.") from None
         raise ImageError(415, "This is not an image we can read. Send a PNG, JPEG, HEIC, GIF, WebP or BMP file.") from None
-    except (OSError, ValueError, SyntaxError, EOFError):  # a format's own check of its header failed
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as error:  # a format's own check of its header failed
+        if out_of_memory(error):  # or an allocation as it opened (an animated PNG's first canvas, HEIC's metadata)
+            raise ImageError(413, OUT_OF_MEMORY) from None
         raise ImageError(400, "The image file is damaged, truncated or has no pixels.") from None
 
 

@@ -7,8 +7,9 @@ every request it holds. So each upload is decoded in a child forked for it, unde
 memory it may add and on its CPU time: a decoder that crashes, runs out of either or hangs kills the
 child, the request gets a 4xx, and the worker goes on serving.
 
-The fork shares the worker's memory until written, so it costs about 3 ms whatever the worker holds;
-the decoded picture (RGB, at most 2,048 pixels a side) comes back through a pipe. The worker's
+The fork shares the worker's memory until written; with the child's first writes, its exit and the
+worker's own first writes after it, a child costs 9 to 34 ms a picture on the project's machine (README,
+"Speed and memory"). The decoded picture (RGB, at most 2,048 pixels a side) comes back through a pipe. The worker's
 one-large-picture-at-a-time rule (app/images.py) is kept by the worker: the child asks for its turn
 and waits. Elsewhere than on Linux (a developer's macOS or Windows), the picture is decoded in the worker.
 """
@@ -36,8 +37,8 @@ from app.images import ImageError
 
 log = logging.getLogger(__name__)  # under Flask's own logger ("app"), so its lines go where the app's do
 # What a child may add to the worker's memory (its writable data, which counts the decoder's buffers but
-# not the pages it shares with the worker). The costliest picture the limits let in adds about 170 MB
-# (README, "Load"); above this, allocations fail and the upload is refused.
+# not the pages it shares with the worker). The costliest picture the limits let in adds about 180 MB
+# (README, "Load"); above this, allocations fail and the upload is refused (413).
 MEMORY_BYTES = 300_000_000
 # CPU seconds a child may spend. The costliest picture decodes in about half a second here.
 CPU_SECONDS = 10
@@ -149,7 +150,8 @@ def ended(pid: int, kill: bool) -> int:
 def why(status: int, timed_out: bool) -> tuple[int, str]:
     """The status and message for a child that died without answering."""
     if timed_out or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU):
-        return 413, f"The image took more than {CPU_SECONDS} s to decode; pictures take well under one."
+        return 413, (f"The image took too long to decode (the limit is {CPU_SECONDS} s of CPU, or {WALL_SECONDS} s "
+                     f"in all); pictures take well under one.")
     return 400, "The image could not be decoded: the decoder failed on it (the file is damaged or malformed)."
 
 
@@ -187,7 +189,7 @@ def child(data: bytes, max_pixels: int, to_worker: int, from_worker: int) -> Non
             except ImageError as error:
                 message, header, pixels = REFUSED, (error.status, error.message), b""
             except MemoryError:
-                message, header, pixels = REFUSED, (413, "The image needs more memory to decode than one upload may use."), b""
+                message, header, pixels = REFUSED, (413, images.OUT_OF_MEMORY), b""
             except Exception:  # noqa: BLE001 - any other is a bug, reported as the worker's 500
                 message, header, pixels = FAILED, traceback.format_exc(), b""
             encoded = pickle.dumps(header)

@@ -9,9 +9,9 @@ server do the most work for the fewest bytes). Each picture is decoded in a chil
 peak RSS (VmHWM in /proc, reset just before the request) and what its child took beyond the worker's
 own pages (its VmHWM less its RSS as it began, which the child logs at LOG_LEVEL=debug). Then, on
 another fresh worker, the same picture twice at once (one for each of the worker's threads), counted
-as the worker's peak and the larger child's (at a pixel limit above 4 megapixels every picture here is
-large, and a worker's children decode large pictures one at a time, the other waiting with nothing
-decoded; below it, both children's), and what the worker still holds a second after.
+as the worker's peak and the larger child's where the picture is large (a worker's children decode
+large pictures one at a time, the other waiting with nothing decoded), else both children's; and what
+the worker still holds a second after.
 Linux only.
 """
 from __future__ import annotations
@@ -35,7 +35,8 @@ import pillow_heif
 import psutil
 from PIL import Image
 
-from app.images import LARGE_PIXELS, HEIF_BYTES_PER_PIXEL, MAX_COEFFICIENT_BYTES, MAX_HEIF_BYTES, MAX_WEBP_PIXELS
+from app import images, parts
+from app.images import HEIF_BYTES_PER_PIXEL, MAX_COEFFICIENT_BYTES, MAX_HEIF_BYTES, MAX_WEBP_PIXELS
 from bench.load import ROOT, free_port, procfile_command, settled, wait_for
 
 
@@ -107,11 +108,11 @@ def main() -> None:
     args = parser.parse_args()
     cases = pictures(args.pixels)
     print(f"MAX_IMAGE_PIXELS={args.pixels:,}; a fresh gunicorn with one worker for each picture")
-    one_at_a_time = args.pixels > LARGE_PIXELS  # then every picture here is large (app/images.py)
     print("| picture | file | status | time | worker's RSS idle | worker's peak RSS | decoding child, beyond the worker's "
           "| in all | two at once: in all | two at once: worker's RSS a second after | children's peaks, two at once |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, (data, content_type) in cases.items():
+        one_at_a_time = decoded_alone(data, args.pixels)
         one = serve(data, content_type, args.pixels, 1)
         two = serve(data, content_type, args.pixels, 2)
         size = f"{len(data) / 1e3:.0f} kB" if len(data) >= 1000 else f"{len(data)} bytes"
@@ -119,6 +120,16 @@ def main() -> None:
               f"| {sum(one.children):.0f} MB | {one.peak + sum(one.children):.0f} MB "
               f"| {two.peak + (max(two.children, default=0) if one_at_a_time else sum(two.children)):.0f} MB | {two.after:.0f} MB "
               f"| {', '.join(f'{mb:.0f}' for mb in two.children)} MB |")
+
+
+def decoded_alone(data: bytes, pixels: int) -> bool:
+    """Whether a worker decodes this picture one at a time (app/images.py's large pictures): by its size
+    as decoded (a JPEG at a reduced scale) or, for coefficients libjpeg keeps, as declared."""
+    image = images.opened(data, pixels)
+    width, height = image.size
+    coefficients = images.refuse_costly(image, pixels, parts.count(data))
+    image.draft("RGB", images.draft_size(width, height))
+    return images.is_large(image, width * height, coefficients)
 
 
 def post(port: int, data: bytes, content_type: str) -> int:

@@ -5,7 +5,8 @@
 Measures, in one fresh process: resident memory after importing the app and loading the model,
 one invoke of each network alone (median of 300), the model time per image (LiteRT invokes of
 the localiser and of the reader on each candidate), and the end-to-end /predict time through Flask's
-test client (decode + preprocess + model + JSON), as p50/p95 over every image x repeat; the
+test client (decode in a child process + preprocess + model + JSON), as p50/p95 over every image x
+repeat, and its CPU time (this process's and its decoding children's); the
 same for pen drawings sent as the page's pad sends them (?kind=drawing), and for a
 12-megapixel phone JPEG with a number and one of a bare wall (where the localiser, finding nothing
 at first sight, searches the picture again in windows).
@@ -16,6 +17,7 @@ import argparse
 import io
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -28,6 +30,12 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its reaped children (app/isolated.py's)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def cpu() -> str:
@@ -88,11 +96,13 @@ def main() -> None:
     client = app.test_client()
     files = sorted(Path(args.images).glob("*.png"))
     model_ms, total_ms = [], []
+    cpu_before = cpu_seconds()
     for data in [f.read_bytes() for f in files] * args.repeat:
         started = time.perf_counter()
         body = client.post("/predict", data=data, content_type="image/png").get_json()
         total_ms.append((time.perf_counter() - started) * 1000)
         model_ms.append(body["model_ms"])
+    cpu_ms = [(after - before) * 1000 / len(total_ms) for after, before in zip(cpu_seconds(), cpu_before)]
 
     after_pngs = rss_mb()
     from scripts.pen import pen_drawing
@@ -134,7 +144,8 @@ def main() -> None:
     print("one invoke (LiteRT, 1 thread, median of 300): " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in invokes.items()))
     print(f"model time:      p50 {percentile(model_ms, 50):.2f} ms  p95 {percentile(model_ms, 95):.2f} ms")
     print(f"/predict (in-process, PNG of {len(files)} SVHN test photos x {args.repeat}): "
-          f"p50 {percentile(total_ms, 50):.2f} ms  p95 {percentile(total_ms, 95):.2f} ms")
+          f"p50 {percentile(total_ms, 50):.2f} ms  p95 {percentile(total_ms, 95):.2f} ms; CPU {sum(cpu_ms):.2f} ms a request "
+          f"(user + system), {cpu_ms[1]:.2f} ms of it in the decoding children")
     print(f"drawings ({len(DRAWN)} numbers drawn with a pen x {args.repeat}, {drawn_right} read right): model time "
           f"p50 {percentile(drawing_model_ms, 50):.2f} ms  p95 {percentile(drawing_model_ms, 95):.2f} ms; /predict?kind=drawing "
           f"p50 {percentile(drawing_ms, 50):.2f} ms  p95 {percentile(drawing_ms, 95):.2f} ms")

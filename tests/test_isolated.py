@@ -164,3 +164,20 @@ def test_elsewhere_than_linux_the_worker_decodes_itself(monkeypatch):
     monkeypatch.setattr(sys, "platform", "darwin")
     monkeypatch.setattr(os, "fork", no_fork)
     assert isolated.decode_image(encode(Image.new("RGB", (64, 48)), "PNG"), LIMIT).size == (64, 48)
+
+
+@pytest.mark.parametrize("failure", [MemoryError(), RuntimeError("Out of memory")], ids=["python", "libheif"])
+def test_a_decoder_out_of_memory_is_a_413_and_other_failures_a_400(monkeypatch, failure):
+    data = encode(Image.new("RGB", (64, 64)), "PNG")
+    raised = [failure]
+
+    def fails(self):
+        raise raised[0]
+
+    monkeypatch.setattr(Image.Image, "load", fails)
+    assert refusal(data) == (413, images.OUT_OF_MEMORY)  # in the child
+    with pytest.raises(ImageError) as caught:  # and where the worker decodes itself
+        images.decode_image(data, LIMIT)
+    assert (caught.value.status, caught.value.message) == (413, images.OUT_OF_MEMORY)
+    raised[0] = OSError("broken data stream")
+    assert refusal(data)[0] == 400
