@@ -20,6 +20,9 @@ from app import exif, parts
 # EXIF orientation to 1, so the orientation read below (app/exif.py) does not turn it twice. Embedded thumbnails are
 # never read in place of the photo.
 pillow_heif.register_heif_opener(thumbnails=False)
+# Pillow imports its format plugins at the first open. Done here, once, in the worker: each decoding's
+# child would otherwise import them again (+29 ms a HEIC, whose opener comes after all of Pillow's).
+Image.init()
 # Pillow keeps a PNG's text chunks, inflated, for as long as the picture is decoded: up to 64 MB of
 # them by default, on top of the picture. Text beyond this is refused (400) as Pillow opens the file.
 PngImagePlugin.MAX_TEXT_MEMORY = 4_000_000

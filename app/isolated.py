@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import json
 import logging
 import os
-import pickle
 import resource
 import select
 import signal
@@ -47,64 +47,87 @@ WALL_SECONDS = CPU_SECONDS + 5
 # The worker's own signal handlers (gunicorn's) must not run in a child, which is not a worker.
 WORKER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
                   signal.SIGWINCH, signal.SIGABRT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
+STOPPING = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)  # ignored by a child
+# How a decoder dies of a fault of its own (a crash, an abort on a corrupted heap): the file's doing, a 400.
+DECODER_FAULTS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE)
 LARGE, GO, DONE, REFUSED, FAILED = b"L", b"G", b"D", b"R", b"F"  # the child's messages (and the worker's GO)
 PIPE_BYTES = 1 << 20
-HEADER = struct.Struct("<I")  # the length of the pickled header that follows each message but LARGE
+HEADER = struct.Struct("<I")  # the length of the JSON header that follows each message but LARGE
 
 
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """As app.images.decode_image, run in a child: an upright RGB image, or ImageError."""
     if sys.platform != "linux":  # the limits and figures below are Linux's (/proc, RLIMIT_DATA, glibc)
         return images.decode_image(data, max_pixels)
-    to_worker, to_child = os.pipe(), os.pipe()
-    try:  # a 12-megapixel photo's pixels come back in a tenth of the writes of the default 64 kB pipe
-        fcntl.fcntl(to_worker[1], fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-    except OSError:  # above what the system lets a user ask (/proc/sys/fs/pipe-max-size)
-        pass
     began = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(to_worker[0])
-        os.close(to_child[1])
-        child(data, max_pixels, to_worker[1], to_child[0])
-    os.close(to_worker[1])
-    os.close(to_child[0])
+    pid, to_worker, to_child = forked(data, max_pixels)
     turn, status = None, None
-    reader = Reader(to_worker[0], time.monotonic() + WALL_SECONDS)
+    reader = Reader(to_worker, time.monotonic() + WALL_SECONDS)
     try:
         message = reader.read(1)
         if message == LARGE:  # wait for this worker's turn; the child waits without using its time
             turn = images.one_large_at_a_time
             turn.acquire()
             try:
-                os.write(to_child[1], GO)
+                os.write(to_child, GO)
             except BrokenPipeError:  # it died while it waited
                 raise ChildDied() from None
             reader.deadline = time.monotonic() + WALL_SECONDS
             message = reader.read(1)
         if message in (DONE, REFUSED, FAILED):
-            header = pickle.loads(reader.read(HEADER.unpack(reader.read(HEADER.size))[0]))
+            # JSON, not pickle: a decoder taken over in the child must not run code in the worker through it.
+            header = json.loads(bytes(reader.read(HEADER.unpack(reader.read(HEADER.size))[0])))
             if message == REFUSED:
                 raise ImageError(*header)
             if message == FAILED:  # a bug of ours, not the file's: the worker's 500, with the child's trace
                 raise RuntimeError(f"decoding failed in its child process:\n{header}")
             mode, size, original_size, length, added_mb = header
-            image = Image.frombytes(mode, size, reader.read(length))
-            image.info["original_size"] = original_size
+            image = Image.frombytes(mode, tuple(size), reader.read(length))
+            image.info["original_size"] = tuple(original_size)
             log.debug("decoded %dx%d in a child process in %.0f ms, taking %.0f MB beyond the worker's",
                       *original_size, (time.monotonic() - began) * 1000, added_mb)
             return image
         raise ChildDied()
     except ChildDied:
         status = ended(pid, kill=reader.timed_out)
-        raise ImageError(*why(status, reader.timed_out)) from None
+        raise died(status, reader.timed_out) from None
     finally:
         if status is None:  # it answered and is exiting, or the worker stopped listening: either way, gone
             ended(pid, kill=True)
         if turn is not None:
             turn.release()
-        os.close(to_worker[0])
-        os.close(to_child[1])
+        os.close(to_worker)
+        os.close(to_child)
+
+
+def forked(data: bytes, max_pixels: int) -> tuple[int, int, int]:
+    """The child, started: its pid, the worker's end of the pipe it answers on, and of the one it waits on.
+    Nothing is left open when the fork fails (EAGAIN at the process limit, ENOMEM)."""
+    opened = []
+    try:
+        to_worker = os.pipe()
+        opened += to_worker
+        to_child = os.pipe()
+        opened += to_child
+        try:  # a 12-megapixel photo's pixels come back in a tenth of the writes of the default 64 kB pipe
+            fcntl.fcntl(to_worker[1], fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:  # above what the system lets a user ask (/proc/sys/fs/pipe-max-size)
+            pass
+        # Blocked until the child has set its own handlers: gunicorn's must never run there.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                child(data, max_pixels, to_worker[1], to_child[0])
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    except BaseException:
+        for fd in opened:
+            os.close(fd)
+        raise
+    os.close(to_worker[1])
+    os.close(to_child[0])
+    return pid, to_worker[0], to_child[1]
 
 
 class ChildDied(Exception):
@@ -147,21 +170,29 @@ def ended(pid: int, kill: bool) -> int:
         return 0
 
 
-def why(status: int, timed_out: bool) -> tuple[int, str]:
-    """The status and message for a child that died without answering."""
-    if timed_out or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU):
-        return 413, (f"The image took too long to decode (the limit is {CPU_SECONDS} s of CPU, or {WALL_SECONDS} s "
-                     f"in all); pictures take well under one.")
-    return 400, "The image could not be decoded: the decoder failed on it (the file is damaged or malformed)."
+def died(status: int, timed_out: bool) -> Exception:
+    """What to answer for a child that ended without answering."""
+    killed_by = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    if timed_out or killed_by == signal.SIGXCPU:
+        return ImageError(413, f"The image took too long to decode (the limit is {CPU_SECONDS} s of CPU, or "
+                               f"{WALL_SECONDS} s in all); pictures take well under one.")
+    if killed_by in DECODER_FAULTS:
+        return ImageError(400, "The image could not be decoded: the decoder failed on it (the file is damaged or malformed).")
+    if killed_by is not None:  # killed from outside: the system out of memory, the dyno stopping
+        return ImageError(503, "The server could not decode the image just now; try again.")
+    return RuntimeError(f"the decoding child exited with status {os.waitstatus_to_exitcode(status)} without answering")
 
 
 def child(data: bytes, max_pixels: int, to_worker: int, from_worker: int) -> None:
     """Decode, answer the worker, exit. Never returns, whatever happens: the worker's code must not run here."""
     status = 1
     try:
+        close_all_but(to_worker, from_worker)  # first: another thread's child must see its own pipe's end
         for number in WORKER_SIGNALS:
-            signal.signal(number, signal.SIG_DFL)
-        close_all_but(to_worker, from_worker)
+            # Heroku sends SIGTERM to every process of a stopping dyno: the worker finishes its requests
+            # (gunicorn's graceful shutdown), and their children with them. The worker bounds a child's time.
+            signal.signal(number, signal.SIG_IGN if number in STOPPING else signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
         limit(resource.RLIMIT_CORE, 0)  # a crash is expected here, not a core dump
         limit(resource.RLIMIT_CPU, CPU_SECONDS)  # then SIGXCPU
         # Counted from what malloc holds free: a decoder reusing it does not grow VmData, and should still count.
@@ -192,7 +223,7 @@ def child(data: bytes, max_pixels: int, to_worker: int, from_worker: int) -> Non
                 message, header, pixels = REFUSED, (413, images.OUT_OF_MEMORY), b""
             except Exception:  # noqa: BLE001 - any other is a bug, reported as the worker's 500
                 message, header, pixels = FAILED, traceback.format_exc(), b""
-            encoded = pickle.dumps(header)
+            encoded = json.dumps(header).encode()
             pipe.write(message + HEADER.pack(len(encoded)) + encoded)
             pipe.write(pixels)
         status = 0

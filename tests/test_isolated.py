@@ -1,6 +1,7 @@
 """app.isolated: each upload decoded in a child process, so a decoder's crash, memory or time costs
 the request a 4xx and never the worker."""
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -181,3 +182,40 @@ def test_a_decoder_out_of_memory_is_a_413_and_other_failures_a_400(monkeypatch, 
     assert (caught.value.status, caught.value.message) == (413, images.OUT_OF_MEMORY)
     raised[0] = OSError("broken data stream")
     assert refusal(data)[0] == 400
+
+
+def test_a_failed_fork_leaves_no_descriptor_open(monkeypatch):
+    def no_more_processes():
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # EAGAIN at the process limit
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "fork", no_more_processes)
+    for _ in range(5):
+        with pytest.raises(BlockingIOError):
+            isolated.decode_image(b"any bytes", LIMIT)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_stopping_dyno_lets_the_child_finish_and_an_outside_kill_is_a_503(monkeypatch):
+    png = encode(Image.new("RGB", (64, 48)), "PNG")
+    real = images.decode_image
+    signals = [signal.SIGTERM]
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signals[0])  # Heroku's SIGTERM reaches every process of the dyno
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(images, "decode_image", signalled)
+    assert isolated.decode_image(png, LIMIT).size == (64, 48)
+    signals[0] = signal.SIGKILL  # the kernel's out-of-memory killer: not the file's fault
+    assert refusal(png)[0] == 503
+
+
+def test_a_child_that_exits_without_answering_is_the_workers_500(monkeypatch):
+    monkeypatch.setattr(images, "decode_image", lambda *args, **kwargs: os._exit(3))
+    with pytest.raises(RuntimeError, match="exited with status 3 without answering"):
+        isolated.decode_image(b"any bytes", LIMIT)
+
+
+def test_pillows_plugins_are_loaded_once_in_the_worker_not_in_each_child():
+    assert Image._initialized == 2  # app.images called Image.init(): every opener registered
