@@ -8,7 +8,7 @@ memory it may add and on its CPU time: a decoder that crashes, runs out of eithe
 child, the request gets a 4xx, and the worker goes on serving.
 
 The fork shares the worker's memory until written; with the child's first writes, its exit and the
-worker's own first writes after it, a child costs 6 to 29 ms a picture on the project's machine (README,
+worker's own first writes after it, a child costs 6 to 34 ms a picture on the project's machine (README,
 "Speed and memory"). The decoded picture (RGB, at most 2,048 pixels a side) comes back through a pipe. The worker's
 one-large-picture-at-a-time rule (app/images.py) is kept by the worker: the child asks for its turn
 and waits. Elsewhere than on Linux (a developer's macOS or Windows), the picture is decoded in the worker.
