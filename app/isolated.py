@@ -5,7 +5,8 @@ to take minutes, gigabytes or the process down is refused before decoding (app/p
 app/images.py), but finding them took eight reviews, and the next one would take the worker with
 every request it holds. So each upload is decoded in a child forked for it, under a ceiling on the
 memory it may add and on its CPU time: a decoder that crashes, runs out of either or hangs kills the
-child, the request gets a 4xx, and the worker goes on serving.
+child, the request gets a 4xx (a 503 where the child was killed from outside), and the worker goes on
+serving.
 
 The fork shares the worker's memory until written; with the child's first writes, its exit and the
 worker's own first writes after it, a child costs 6 to 34 ms a picture on the project's machine (README,
