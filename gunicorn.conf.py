@@ -70,7 +70,7 @@ keepalive = whole("GUNICORN_KEEPALIVE", 100, minimum=0)
 graceful_timeout = 25
 # Memory did not grow over 30,000 requests, so recycling is insurance against slow leaks in native
 # libraries (LiteRT, libheif, Pillow's decoders) on paths the load test does not take. At full load
-# (68 requests/s on the present host) a worker restarts about every 5 minutes and its 0.5 s start is lost in the noise;
+# (47 requests/s on the present host) a worker restarts about every 7 minutes and its 0.5 s start is lost in the noise;
 # the jitter keeps the two workers from restarting together.
 max_requests = 10000
 max_requests_jitter = 1000

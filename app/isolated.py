@@ -85,8 +85,9 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
             mode, size, original_size, length, added_mb = header
             image = Image.frombytes(mode, tuple(size), reader.read(length))
             image.info["original_size"] = tuple(original_size)
-            log.debug("decoded %dx%d in a child process in %.0f ms, taking %.0f MB beyond the worker's",
-                      *original_size, (time.monotonic() - began) * 1000, added_mb)
+            log.debug("decoded %dx%d in a child process in %.0f ms, taking %.0f MB beyond the worker's%s",
+                      *original_size, (time.monotonic() - began) * 1000, added_mb,
+                      ", after its turn" if turn is not None else "")
             return image
         raise ChildDied()
     except ChildDied:

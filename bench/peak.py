@@ -9,8 +9,9 @@ server do the most work for the fewest bytes). Each picture is decoded in a chil
 peak RSS (VmHWM in /proc, reset just before the request) and what its child took beyond the worker's
 own pages (its VmHWM less its RSS as it began, which the child logs at LOG_LEVEL=debug). Then, on
 another fresh worker, the same picture twice at once (one for each of the worker's threads), counted
-as the worker's peak and the larger child's where the picture is large (a worker's children decode
-large pictures one at a time, the other waiting with nothing decoded), else both children's; and what
+as the worker's peak and the larger child's where the children took turns (a worker's children decode
+large pictures one at a time, the other waiting with nothing decoded, and say so in their log line),
+else both children's; and what
 the worker still holds a second after.
 Linux only.
 """
@@ -35,7 +36,6 @@ import pillow_heif
 import psutil
 from PIL import Image
 
-from app import images, parts
 from app.images import HEIF_BYTES_PER_PIXEL, MAX_COEFFICIENT_BYTES, MAX_HEIF_BYTES, MAX_WEBP_PIXELS
 from bench.load import ROOT, free_port, procfile_command, settled, wait_for
 
@@ -112,24 +112,13 @@ def main() -> None:
           "| in all | two at once: in all | two at once: worker's RSS a second after | children's peaks, two at once |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, (data, content_type) in cases.items():
-        one_at_a_time = decoded_alone(data, args.pixels)
         one = serve(data, content_type, args.pixels, 1)
         two = serve(data, content_type, args.pixels, 2)
         size = f"{len(data) / 1e3:.0f} kB" if len(data) >= 1000 else f"{len(data)} bytes"
         print(f"| {name} | {size} | {one.status} | {one.seconds * 1000:.0f} ms | {one.idle:.0f} MB | {one.peak:.0f} MB "
               f"| {sum(one.children):.0f} MB | {one.peak + sum(one.children):.0f} MB "
-              f"| {two.peak + (max(two.children, default=0) if one_at_a_time else sum(two.children)):.0f} MB | {two.after:.0f} MB "
+              f"| {two.peak + (max(two.children, default=0) if one.took_turns else sum(two.children)):.0f} MB | {two.after:.0f} MB "
               f"| {', '.join(f'{mb:.0f}' for mb in two.children)} MB |")
-
-
-def decoded_alone(data: bytes, pixels: int) -> bool:
-    """Whether a worker decodes this picture one at a time (app/images.py's large pictures): by its size
-    as decoded (a JPEG at a reduced scale) or, for coefficients libjpeg keeps, as declared."""
-    image = images.opened(data, pixels)
-    width, height = image.size
-    coefficients = images.refuse_costly(image, pixels, parts.count(data))
-    image.draft("RGB", images.draft_size(width, height))
-    return images.is_large(image, width * height, coefficients)
 
 
 def post(port: int, data: bytes, content_type: str) -> int:
@@ -151,9 +140,10 @@ class Served:
     peak: float  # its peak RSS, MB
     after: float  # its RSS a second after, MB
     children: list[float]  # what each decoding child took beyond the worker's pages, MB
+    took_turns: bool  # the children decoded one at a time (a large picture: app/images.py)
 
 
-CHILD_LINE = re.compile(r"decoded \d+x\d+ in a child process in \d+ ms, taking (\d+) MB beyond the worker's")
+CHILD_LINE = re.compile(r"decoded \d+x\d+ in a child process in \d+ ms, taking (\d+) MB beyond the worker's(, after its turn)?")
 
 
 def serve(data: bytes, content_type: str, pixels: int, copies: int) -> Served:
@@ -181,7 +171,9 @@ def serve(data: bytes, content_type: str, pixels: int, copies: int) -> Served:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
         log = process.communicate(timeout=30)[1].decode(errors="replace")
-    return Served(statuses[-1], elapsed, idle, peak, after, [float(mb) for mb in CHILD_LINE.findall(log)])
+    children = CHILD_LINE.findall(log)
+    return Served(statuses[-1], elapsed, idle, peak, after, [float(mb) for mb, _ in children],
+                  bool(children) and all(turn for _, turn in children))
 
 
 if __name__ == "__main__":
