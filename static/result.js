@@ -129,6 +129,14 @@ function addBox(box, size, className, label) {
   el.boxes.append(div);
 }
 
+// Whether two [x, y, w, h] boxes share any area.
+function overlaps(a, b) {
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== 4 || b.length !== 4) return false;
+  const [ax, ay, aw, ah] = a.map(Number);
+  const [bx, by, bw, bh] = b.map(Number);
+  return ax < bx + bw && bx < ax + aw && ay < by + bh && by < ay + ah;
+}
+
 function addRow(tbody, part, top, p, next) {
   const tr = document.createElement('tr');
   const th = document.createElement('th');
@@ -158,7 +166,7 @@ function fillTable(data, number) {
   if (length.length) {
     const [k, second] = argsort(length);
     addRow(tbody, 'Length', lengthName(k), length[k],
-      second === undefined ? '' : lengthName(second) + ' ' + pct(length[second]));
+      second === undefined ? '' : lengthName(second) + ' (' + pct(length[second]) + ')');
   }
   // Only the positions of the reading mean something; the rest are the heads' padding.
   const digits = Array.isArray(probs.digits) ? probs.digits : [];
@@ -167,7 +175,7 @@ function fillTable(data, number) {
     if (!row.length) continue;
     const [d, second] = argsort(row);
     addRow(tbody, 'Digit ' + (i + 1), digitName(d), row[d],
-      second === undefined ? '' : digitName(second) + ' ' + pct(row[second]));
+      second === undefined ? '' : digitName(second) + ' (' + pct(row[second]) + ')');
   }
   el.probs.hidden = tbody.rows.length === 0;
 }
@@ -220,17 +228,28 @@ export function showReading(data, truth) {
     : { width: Number(data.image && data.image.width), height: Number(data.image && data.image.height) };
   const candidates = Array.isArray(data.candidates) ? data.candidates : [];
   const others = candidates.slice(1).filter((c) => c && typeof c.number === 'string' && c.number !== '');
-  // A drawing's readings (whole, digit by digit) share the ink's box: draw it once.
+  // A drawing's readings (whole, digit by digit) share the ink's box: draw it once. Another look at
+  // the answer's own number (the same digits, over the answer's box) would only repeat it.
   const sameBox = (c) => found && Array.isArray(c.box) && Array.isArray(data.box) && c.box.join() === data.box.join();
-  for (const c of others) if (!sameBox(c)) addBox(c.box, size, 'other', c.number);
-  if (found) addBox(data.box, size, 'main', null);
+  const repeat = (c) => found && c.number === number && overlaps(c.box, data.box);
+  // The answer's box is tagged with its number and the others with a question mark, so that the eye
+  // does not take another guess for the answer.
+  for (const c of others) if (!sameBox(c) && !repeat(c)) addBox(c.box, size, 'other', c.number + '?');
+  if (found) addBox(data.box, size, 'main', number);
   if (Array.isArray(data.digit_boxes)) for (const b of data.digit_boxes) addBox(b, size, 'digit', null);
   // The text lists other numbers only: a drawing read whole and digit by digit often agrees with itself.
+  // Candidates are ranked by where a number most likely is, not by how sure each reading is, so a
+  // reading elsewhere can be surer than the answer: say why it is not the answer.
   const alternatives = others.filter((c) => !found || c.number !== number);
+  const listed = (cs) => cs.map((c) => c.number + ' (' + pct(Number(c.confidence)) + ')').join(', ');
+  const asRead = alternatives.filter(sameBox);
+  const elsewhere = alternatives.filter((c) => !sameBox(c));
   el.others.hidden = alternatives.length === 0;
-  el.others.textContent = alternatives.length
-    ? 'Also read: ' + alternatives.map((c) => c.number + ' (' + pct(Number(c.confidence)) + ')').join(', ')
-    : '';
+  el.others.textContent = [
+    asRead.length ? 'Also read as: ' + listed(asRead) + '.' : '',
+    elsewhere.length ? 'Also read, in ' + (elsewhere.length === 1 ? 'a dashed box' : 'dashed boxes')
+      + ' less likely to hold the number: ' + listed(elsewhere) + '.' : '',
+  ].filter(Boolean).join(' ');
 
   // With no number, the heads' guesses describe nothing on the picture: no table.
   if (found) fillTable(data, number);

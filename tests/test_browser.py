@@ -448,7 +448,38 @@ def test_big_photo_is_shrunk_and_boxes_land_on_the_preview(page, tmp_path):
     assert box["width"] == pytest.approx(expected[2], abs=1.5)
     assert box["height"] == pytest.approx(expected[3], abs=1.5)
     assert page.locator(".box.other").count() == 1
-    assert page.text_content("#others") == "Also read: 7 (5%)"
+    # The answer's box carries its number; another place's carries a question mark.
+    assert page.text_content(".box.main .box-label") == "210"
+    assert page.text_content(".box.other .box-label") == "7?"
+    assert page.text_content("#others") == "Also read, in a dashed box less likely to hold the number: 7 (5%)."
+
+
+def test_other_readings_are_told_apart_from_the_answer(page, photo_210):
+    # Candidates are ranked by where a number likely is, so a reading elsewhere can be surer than the
+    # answer; a second look at the answer's own number over its box is not drawn again.
+    candidates = [{"number": "210", "confidence": 0.25, "box": [10, 10, 40, 20]},
+                  {"number": "210", "confidence": 0.2, "box": [12, 11, 39, 20]},
+                  {"number": "1", "confidence": 0.69, "box": [60, 2, 10, 10]},
+                  {"number": "7", "confidence": 0.5, "box": [0, 30, 8, 12]}]
+    page.route("**/predict?*", lambda route: route.fulfill(json=canned(
+        found=True, confidence=0.25, confident=False, box=candidates[0]["box"], candidates=candidates,
+        image={"width": 99, "height": 47})))
+    page.set_input_files("#file", str(photo_210))
+    assert reading(page) == "210"
+    assert page.locator(".box.other .box-label").all_text_contents() == ["1?", "7?"]
+    assert page.text_content("#others") == (
+        "Also read, in dashed boxes less likely to hold the number: 1 (69%), 7 (50%).")
+    # The next best of each part with its probability in brackets, not run together ("2 24%").
+    assert page.locator("#probs tbody tr").first.locator(".next").text_content() == "0 digits (2%)"
+
+
+def test_the_table_fits_at_320_pixels(open_page, photo_210):
+    # 320 pixels: the narrowest phones, and a 1280-pixel window at 400% zoom (WCAG's reflow width).
+    page = open_page({"width": 320, "height": 640}).open()
+    page.route("**/predict?*", lambda route: route.fulfill(json=canned("1712", found=True, box=[0, 0, 1, 1])))
+    page.set_input_files("#file", str(photo_210))
+    assert reading(page) == "1712"
+    assert page.eval_on_selector(".probs-scroll", "s => s.scrollWidth <= s.clientWidth")
 
 
 @pytest.mark.parametrize("side", [2600, 600])
