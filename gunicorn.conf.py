@@ -9,6 +9,7 @@ picture the limits let in takes a worker and the child that decodes it (app/isol
 import ctypes
 import os
 import runpy
+import tempfile
 from pathlib import Path
 
 # The app's checks of its numbers, loaded by path: `import app` would load Flask and the models into
@@ -43,11 +44,21 @@ def two_malloc_arenas() -> None:
 
 two_malloc_arenas()
 
+# The server's workers decode one large picture at a time between them (app/turn.py), through a lock
+# file named here, in the master, for this server alone; the workers it forks inherit the variable.
+_turn = runpy.run_path(str(Path(__file__).resolve().parent / "app" / "turn.py"))
+LARGE_PICTURE_LOCK = Path(tempfile.gettempdir()) / f"digit-reader-{os.getpid()}.lock"
+os.environ[_turn["PATH_VARIABLE"]] = str(LARGE_PICTURE_LOCK)
+
+
+def on_exit(server):
+    LARGE_PICTURE_LOCK.unlink(missing_ok=True)
+
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # One worker per core: the work is CPU-bound numpy/Pillow/LiteRT, so more processes only add memory
 # (about 91 MB each). Two workers and the master take about 210 MB of a 512 MB dyno, which leaves room for
-# one worst-case picture at a time; two at once, one per worker, come to about 590 MB (README, "Load";
-# a worker's children decode one large picture at a time).
+# one worst-case picture at a time, and the server decodes one at a time whatever the worker (above; README, "Load").
 # Heroku's buildpack sets WEB_CONCURRENCY by dyno size (2 on 512 MB dynos, 4 or more on larger ones).
 workers = whole("WEB_CONCURRENCY", 2)
 # A second thread receives the next upload and answers /healthz while the first reads an image;

@@ -6,8 +6,8 @@ Errors carry the HTTP status the web layer should answer with, so bad input beco
 from __future__ import annotations
 
 import io
+import os
 import struct
-import threading
 from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
@@ -15,6 +15,7 @@ import pillow_heif
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from app import exif, parts
+from app.turn import PATH_VARIABLE, Turn
 
 # iPhones save HEIC by default. libheif applies the photo's rotation while decoding and resets its
 # EXIF orientation to 1, so the orientation read below (app/exif.py) does not turn it twice. Embedded thumbnails are
@@ -38,9 +39,9 @@ DECODE_SIDE = 1024
 # otherwise take some 700 MB to flatten, more than a 512 MB dyno has.
 MAX_SIDE = 2 * DECODE_SIDE
 # Even so, decoding takes up to about 7 bytes per pixel (HEIC: libheif's planes and Pillow's copy),
-# so a worker decodes one picture above this size at a time, whatever its threads.
+# so the server decodes one picture above this size at a time, whatever its workers and threads (app/turn.py).
 LARGE_PIXELS = 4_000_000
-one_large_at_a_time = threading.Lock()
+one_large_at_a_time = Turn(os.environ.get(PATH_VARIABLE))
 REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F", "CMYK", "YCbCr")  # modes Image.reduce() takes
 # Bytes that begin like one of FORMATS but do not open are a damaged file (400), not another format (415).
 SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
@@ -126,7 +127,7 @@ def decode_image(data: bytes, max_pixels: int, one_at_a_time: AbstractContextMan
 
 
 def is_large(image: Image.Image, declared_pixels: int, coefficients: int) -> bool:
-    """Whether a picture, its decoding scale set (draft), is decoded one at a time in a worker: by its
+    """Whether a picture, its decoding scale set (draft), is decoded one at a time in the server: by its
     pixels as decoded or, where libjpeg keeps the coefficients at full size whatever the scale, as declared."""
     return image.width * image.height > LARGE_PIXELS or bool(coefficients and declared_pixels > LARGE_PIXELS)
 

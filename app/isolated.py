@@ -11,7 +11,7 @@ serving.
 The fork shares the worker's memory until written; with the child's first writes, its exit and the
 worker's own first writes after it, a child costs 6 to 34 ms a picture on the project's machine (README,
 "Speed and memory"). The decoded picture (RGB, at most 2,048 pixels a side) comes back through a pipe. The worker's
-one-large-picture-at-a-time rule (app/images.py) is kept by the worker: the child asks for its turn
+one-large-picture-at-a-time rule (app/images.py, app/turn.py) is kept by the worker: the child asks for its turn
 and waits. Elsewhere than on Linux (a developer's macOS or Windows), the picture is decoded in the worker.
 """
 from __future__ import annotations
@@ -66,7 +66,7 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     reader = Reader(to_worker, time.monotonic() + WALL_SECONDS)
     try:
         message = reader.read(1)
-        if message == LARGE:  # wait for this worker's turn; the child waits without using its time
+        if message == LARGE:  # wait for the server's turn; the child waits without using its time
             turn = images.one_large_at_a_time
             turn.acquire()
             try:

@@ -13,6 +13,12 @@ as the worker's peak and the larger child's where the children took turns (a wor
 large pictures one at a time, the other waiting with nothing decoded, and say so in their log line),
 else both children's; and what
 the worker still holds a second after.
+Last, the dyno's worst case: the two costliest pictures (HEIC) posted four times at once to a server of
+two workers with two threads each (a 512 MB Heroku dyno's defaults), counted as the master's RSS, each
+worker's peak and the largest child's where all the children took turns (the server decodes one large
+picture at a time, whatever the worker: app/turn.py), else all the children's: an upper bound, since the
+peaks need not fall together; and the largest sum of the server's processes' PSS sampled while they read
+(a floor).
 Linux only.
 """
 from __future__ import annotations
@@ -26,6 +32,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -119,6 +126,20 @@ def main() -> None:
               f"| {sum(one.children):.0f} MB | {one.peak + sum(one.children):.0f} MB "
               f"| {two.peak + (max(two.children, default=0) if one.took_turns else sum(two.children)):.0f} MB | {two.after:.0f} MB "
               f"| {', '.join(f'{mb:.0f}' for mb in two.children)} MB |")
+    print()
+    print("A dyno: 2 workers x 2 threads, the picture posted 4 times at once")
+    print("| picture | statuses | time | master's RSS | workers' peak RSS | children, beyond their workers' "
+          "| took turns | in all: upper bound | in all: sampled PSS |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, (data, content_type) in cases.items():
+        if not name.startswith("HEIC"):
+            continue
+        dyno = serve(data, content_type, args.pixels, 4, workers=2)
+        children = max(dyno.children, default=0) if dyno.took_turns else sum(dyno.children)
+        print(f"| {name} | {', '.join(map(str, dyno.statuses))} | {dyno.seconds * 1000:.0f} ms | {dyno.master:.0f} MB "
+              f"| {' + '.join(f'{mb:.0f}' for mb in dyno.peaks)} MB | {', '.join(f'{mb:.0f}' for mb in dyno.children)} MB "
+              f"| {'yes' if dyno.took_turns else 'no'} | {dyno.master + sum(dyno.peaks) + children:.0f} MB "
+              f"| {dyno.sampled:.0f} MB |")
 
 
 def post(port: int, data: bytes, content_type: str) -> int:
@@ -134,22 +155,33 @@ def post(port: int, data: bytes, content_type: str) -> int:
 
 @dataclass
 class Served:
-    status: int  # the last request's
+    statuses: list[int]
     seconds: float
-    idle: float  # the worker's RSS before, MB
-    peak: float  # its peak RSS, MB
-    after: float  # its RSS a second after, MB
-    children: list[float]  # what each decoding child took beyond the worker's pages, MB
-    took_turns: bool  # the children decoded one at a time (a large picture: app/images.py)
+    idle: float  # the workers' RSS before, MB
+    peaks: list[float]  # each worker's peak RSS, MB
+    after: float  # the workers' RSS a second after, MB
+    children: list[float]  # what each decoding child took beyond its worker's pages, MB
+    took_turns: bool  # the children decoded one at a time (a large picture: app/turn.py)
+    master: float  # the master's RSS, MB
+    sampled: float  # the largest sum of all the server's processes' PSS seen while they read, MB
+
+    @property
+    def status(self) -> int:  # the last request's
+        return self.statuses[-1]
+
+    @property
+    def peak(self) -> float:
+        return sum(self.peaks)
 
 
 CHILD_LINE = re.compile(r"decoded \d+x\d+ in a child process in \d+ ms, taking (\d+) MB beyond the worker's(, after its turn)?")
 
 
-def serve(data: bytes, content_type: str, pixels: int, copies: int) -> Served:
-    """`copies` posts of the picture at once to a fresh worker, and what they took."""
+def serve(data: bytes, content_type: str, pixels: int, copies: int, workers: int = 1) -> Served:
+    """`copies` posts of the picture at once to a fresh server of `workers`, and what they took."""
     port = free_port()
-    env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY="1", MAX_IMAGE_PIXELS=str(pixels), LOG_LEVEL="debug",
+    env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY=str(workers), GUNICORN_THREADS="2",
+               MAX_IMAGE_PIXELS=str(pixels), LOG_LEVEL="debug",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     command = procfile_command()
     command[-1:-1] = ["--bind", f"127.0.0.1:{port}"]
@@ -158,22 +190,53 @@ def serve(data: bytes, content_type: str, pixels: int, copies: int) -> Served:
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_for(port, started, process)
-        worker, idle = next(iter(settled(psutil.Process(process.pid), 1).items()))
-        Path(f"/proc/{worker}/clear_refs").write_text("5")  # VmHWM from here: this picture's peak alone
+        idle = settled(psutil.Process(process.pid), workers)
+        for worker in idle:
+            Path(f"/proc/{worker}/clear_refs").write_text("5")  # VmHWM from here: this picture's peak alone
         began = time.perf_counter()
-        with ThreadPoolExecutor(copies) as pool:
+        with ThreadPoolExecutor(copies) as pool, Sampler(psutil.Process(process.pid)) as sampled:
             statuses = list(pool.map(lambda _: post(port, data, content_type), range(copies)))
         elapsed = time.perf_counter() - began
-        peak = peak_mb(worker)
+        peaks = [peak_mb(worker) for worker in idle]
+        master = psutil.Process(process.pid).memory_info().rss / 2**20
         time.sleep(1)
-        after = psutil.Process(worker).memory_info().rss / 2**20
+        after = sum(psutil.Process(worker).memory_info().rss for worker in idle) / 2**20
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
         log = process.communicate(timeout=30)[1].decode(errors="replace")
     children = CHILD_LINE.findall(log)
-    return Served(statuses[-1], elapsed, idle, peak, after, [float(mb) for mb, _ in children],
-                  bool(children) and all(turn for _, turn in children))
+    return Served(statuses, elapsed, sum(idle.values()), peaks, after, [float(mb) for mb, _ in children],
+                  bool(children) and all(turn for _, turn in children), master, sampled.peak)
+
+
+class Sampler:
+    """The largest sum of PSS (each shared page split among its sharers, so counted once in all, as the
+    dyno's memory counts it) over the master, its workers and their children, sampled as fast as it
+    goes while the block runs: a floor of the true peak."""
+
+    def __init__(self, master: psutil.Process):
+        self.master, self.peak, self.running = master, 0.0, True
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+
+    def sample(self) -> None:
+        while self.running:
+            total = 0
+            for process in [self.master, *self.master.children(recursive=True)]:
+                try:
+                    total += process.memory_full_info().pss
+                except psutil.Error:  # a child that has just exited
+                    pass
+            self.peak = max(self.peak, total / 2**20)
+            time.sleep(0.002)  # a decoding lasts hundreds of ms; the samples must not take a core from it
+
+    def __enter__(self) -> Sampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.running = False
+        self.thread.join()
 
 
 if __name__ == "__main__":
