@@ -55,6 +55,13 @@ def on_exit(server):
     LARGE_PICTURE_LOCK.unlink(missing_ok=True)
 
 
+def pre_request(worker, req):
+    """gunicorn's own hook (it logs the request at debug level), and a handle on the body with which the app
+    closes a connection whose body it could not read to its end (app/deadline.py): a 408, 413 or malformed body."""
+    worker.log.debug("%s %s", req.method, req.path)
+    req.body.close_connection = req.force_close
+
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # One worker per core: the work is CPU-bound numpy/Pillow/LiteRT, so more processes only add memory
 # (about 91 MB each). Two workers and the master take about 210 MB of a 512 MB dyno, which leaves room for

@@ -10,6 +10,13 @@ is answered 408, and the connection reads nothing more from that client.
 gunicorn also raises its own parse errors from a body's read (a malformed chunk of a chunked
 upload): those are the client's mistake, a 400, not the app's 500.
 
+After a 408, a body that failed to parse, or a 413 (a body too large to read past), where the next
+request would begin on the connection is unknown: gunicorn would still answer "Connection:
+keep-alive" and then read the rest of the body as a request of its own (its HTML 400 "Invalid HTTP
+request line" after the JSON 408). So the connection is closed, through the handle that
+gunicorn.conf.py's pre_request hook puts on the body (`close_connection`); the answer then says
+"Connection: close".
+
 Headers sent slowly are not covered: gunicorn reads them before the app is called. Heroku's
 router passes a request on only once its headers are in; served directly, a buffering proxy is
 the remedy for both.
@@ -35,7 +42,7 @@ class TimedBody:
 
     def __init__(self, stream, sock: socket.socket | None, length: int | None):
         self.stream, self.sock, self.length = stream, sock, length
-        self.received, self.expired, self.finished = 0, False, False
+        self.received, self.expired, self.finished, self.failed = 0, False, False, False
         self.lock = threading.Lock()
 
     def expire(self) -> None:
@@ -59,8 +66,10 @@ class TimedBody:
         try:
             data = method(*args)
         except ParseException as error:
+            self.failed = True
             raise BadRequest(f"The upload is not valid HTTP ({type(error).__name__}).") from None
         except OSError:  # gunicorn's NoMoreData when the timer shut the socket, or a client gone
+            self.failed = True
             if self.expired:
                 raise RequestTimeout(TOO_SLOW) from None
             raise
@@ -93,6 +102,7 @@ class UploadDeadline:
     def __call__(self, environ, start_response):
         length = int(environ["CONTENT_LENGTH"]) if environ.get("CONTENT_LENGTH", "").isdigit() else None
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()  # gunicorn takes "Chunked" too
+        close_connection = getattr(environ["wsgi.input"], "close_connection", None)  # under gunicorn only
         body = TimedBody(environ["wsgi.input"], environ.get("gunicorn.socket"), None if chunked else length)
         environ["wsgi.input"] = body
         if not (chunked or length):
@@ -100,8 +110,17 @@ class UploadDeadline:
         timer = threading.Timer(self.seconds, body.expire)
         timer.daemon = True
         timer.start()
+        statuses = []
+
+        def starting(status, headers, exc_info=None):
+            statuses.append(status)
+            return start_response(status, headers, exc_info)
+
         try:
-            return self.wsgi_app(environ, start_response)
+            return self.wsgi_app(environ, starting)
         finally:
             body.finish()
             timer.cancel()
+            too_large = bool(statuses) and statuses[-1].startswith("413")
+            if close_connection is not None and (body.expired or body.failed or too_large):
+                close_connection()  # before gunicorn writes the headers, which then say "close"

@@ -222,6 +222,8 @@ def test_clients_that_trickle_their_upload_are_cut_off_and_the_server_keeps_answ
     assert len(answers) == 2 and time.monotonic() - started < UPLOAD_SECONDS + 10
     for answer in answers:
         assert answer.startswith(b"HTTP/1.1 408") and b"took too long" in answer, answer[:300]
+        # The rest of the body is never read as a request of its own (gunicorn's HTML 400 after the 408).
+        assert b"\r\nConnection: close\r\n" in answer and answer.count(b"HTTP/1.1 ") == 1, answer
     with urllib.request.urlopen(server + "/healthz", timeout=5) as response:
         assert response.status == 200
 
@@ -256,6 +258,19 @@ def test_a_malformed_chunked_body_is_a_400_not_a_500(server):
     head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
     answer = raw_exchange(server, head, [b"ZZ\r\nhello\r\n0\r\n\r\n"])
     assert answer.startswith(b"HTTP/1.1 400") and b"not valid HTTP" in answer, answer[:300]
+    assert b"\r\nConnection: close\r\n" in answer and answer.count(b"HTTP/1.1 ") == 1, answer
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_an_upload_over_the_limit_says_the_connection_closes(server, chunked):
+    # Its body is not read: gunicorn said "keep-alive" and then closed it, so a client that sent its next
+    # request there found a broken pipe. It now says "close", and closes.
+    framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % (UPLOAD_LIMIT + 1)
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n" + framing + b"\r\n\r\n"
+    part = b"%x\r\n%s\r\n" % (65536, b"\0" * 65536) if chunked else b"\0" * 65536
+    answer = raw_exchange(server, head, [part] * (UPLOAD_LIMIT // 65536 + 2))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b"\r\nConnection: close\r\n" in answer and answer.count(b"HTTP/1.1 ") == 1, answer
 
 
 def test_heroku_and_local_tools_get_the_same_python():
