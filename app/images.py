@@ -235,14 +235,31 @@ def original_size(image: Image.Image) -> tuple[int, int]:
     return image.info.get("original_size", image.size)
 
 
+GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as Pillow's "L"
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Flatten transparency onto white: a canvas drawing is dark strokes on a transparent sheet."""
+    """Flatten transparency onto white, or onto black where what shows is light: a canvas drawing is
+    strokes on a transparent sheet, dark ones (the page's pen) or light ones (a page with a dark
+    background), and light strokes on white would vanish."""
     if image.mode.startswith("I"):  # 16-bit PNG: Pillow's own conversion clips at 255 instead of scaling
         pixels = np.asarray(image, dtype=np.float64) / 257.0
         image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image if image.mode == "RGBA" else image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, "white")  # alpha-compositing onto white, with one picture-sized copy
+        flat = Image.new("RGB", rgba.size, backing(rgba))  # alpha-compositing, with one picture-sized copy
         flat.paste(rgba, mask=rgba.getchannel("A"))
         return flat
     return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def backing(rgba: Image.Image) -> str:
+    """White, or black when the visible pixels are light on the whole (their grey weighted by opacity),
+    counted a band of rows at a time so as not to copy the picture."""
+    ink = opacity = 0.0
+    for top in range(0, rgba.height, 256):
+        band = np.asarray(rgba.crop((0, top, rgba.width, min(top + 256, rgba.height))), dtype=np.float32)
+        alpha = band[..., 3]
+        ink += float(((band[..., :3] @ GREY) * alpha).sum())
+        opacity += float(alpha.sum())
+    return "black" if opacity and ink / opacity > 160 else "white"

@@ -153,6 +153,15 @@ def test_the_api_reads_the_pad_as_a_drawing(client, app):
     assert blank.status_code == 200 and blank.get_json()["found"] is False and blank.get_json()["probabilities"] is None
 
 
+def test_light_strokes_on_a_transparent_canvas_are_read(client):
+    # The strokes of a canvas whose page is dark, as toDataURL() gives them: white, on transparent pixels.
+    ink = 255 - np.asarray(pen_drawing("385").convert("L"))
+    white = np.full_like(ink, 255)
+    canvas = Image.fromarray(np.dstack([white, white, white, ink]), "RGBA")
+    body = client.post("/predict?kind=drawing", data=encode(canvas), content_type="image/png").get_json()
+    assert body["found"] and body["number"] == "385"
+
+
 def test_an_unknown_kind_is_a_400(client):
     response = client.post("/predict?kind=sketch", data=encode(pen_drawing("7")), content_type="image/png")
     assert response.status_code == 400 and "kind=drawing" in response.get_json()["error"]

@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from app import parts
 from app.images import MAX_SIDE, ImageError, decode_image, shrink
@@ -44,6 +44,15 @@ def test_transparent_drawing_lands_on_white():
     drawing.putpixel((5, 5), (0, 0, 0, 255))
     pixels = np.asarray(decode_image(encode(drawing), LIMIT))
     assert pixels[0, 0].tolist() == [255, 255, 255] and pixels[5, 5].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("ink, paper", [((255, 255, 255), (0, 0, 0)), ((255, 230, 0), (0, 0, 0)), ((60, 60, 60), (255, 255, 255))])
+def test_transparency_is_laid_on_what_the_ink_stands_out_from(ink, paper):
+    # A canvas on a page with a dark background draws light strokes on a transparent sheet: on white they vanished.
+    drawing = Image.new("RGBA", (300, 120), (*paper, 0))
+    ImageDraw.Draw(drawing).line((20, 60, 280, 60), fill=(*ink, 255), width=6)
+    pixels = np.asarray(decode_image(encode(drawing), LIMIT))
+    assert pixels[5, 5].tolist() == list(paper) and pixels[60, 150].tolist() == list(ink)
 
 
 def test_empty_and_not_an_image():
