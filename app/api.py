@@ -75,11 +75,25 @@ def image_bytes() -> bytes:
             return base64.b64decode(re.sub(r"\s+", "", text), validate=True)
         except (binascii.Error, ValueError):
             raise ImageError(400, "The 'image' field is not valid base64.") from None
-    if mimetype.startswith("image/"):
-        return whole_body()
-    if not request.content_length and not mimetype:
-        raise ImageError(400, "No image: send a multipart field 'image', a JSON data URL, or an image/* body.")
+    # The format is read from the bytes whatever the type says, so a body typed as bytes in general, or not
+    # typed at all (Python's requests.post(url, data=file)), is read as an image too.
+    if mimetype.startswith("image/") or mimetype in ("application/octet-stream", ""):
+        data = whole_body()
+        if not data:
+            raise ImageError(400, "No image: send a multipart field 'image', a JSON data URL, or an image/* body.")
+        return data
+    if mimetype == "application/x-www-form-urlencoded":  # what curl --data-binary sends unless told otherwise
+        raise ImageError(415, "The body is typed as a web form (curl --data-binary's default): send it with "
+                              "-H 'Content-Type: image/jpeg', or as a file: curl -F image=@photo.jpg.")
     raise ImageError(415, f"Unsupported content type '{mimetype}': send multipart/form-data, application/json or image/*.")
+
+
+def kind_in_body() -> str | None:
+    """A `kind` sent as a form field or JSON key, where the API does not look for it."""
+    if request.mimetype == "multipart/form-data":
+        return request.form.get("kind")
+    body = request.get_json(silent=True) if request.mimetype == "application/json" else None  # parsed once, cached
+    return str(body["kind"]) if isinstance(body, dict) and "kind" in body else None
 
 
 KINDS = ("photo", "drawing")  # ?kind=: a photo goes through the localiser; a drawing (the pad's) is read by its ink
@@ -90,7 +104,11 @@ def predict():
     kind = request.args.get("kind", "photo")
     if kind not in KINDS:
         raise ImageError(400, f"Unknown kind {kind[:40]!r}: use kind=photo (the default) or kind=drawing.")
-    image = decode_image(image_bytes(), current_app.config["MAX_IMAGE_PIXELS"])
+    data = image_bytes()
+    sent = kind_in_body()
+    if sent is not None and sent != kind:  # it would be ignored, and a drawing read as a photo
+        raise ImageError(400, f"kind={sent[:40]!r} was sent in the body; send it in the query string: /predict?kind={sent[:40]}.")
+    image = decode_image(data, current_app.config["MAX_IMAGE_PIXELS"])
     pipeline = current_app.extensions["pipeline"]
     answer = pipeline.read_drawing(image) if kind == "drawing" else pipeline.read(image)
     width, height = original_size(image)

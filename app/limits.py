@@ -26,6 +26,14 @@ def init_app(app: Flask) -> Limiter | None:
         # At start, not at the first request: Flask-Limiter would fail every /predict with a 500
         # while /healthz said all was well.
         raise ValueError(f"RATE_LIMIT={app.config['RATE_LIMIT']!r} is no rate limit; write it as 60/minute") from None
+    @app.after_request  # registered before the Limiter's own, so it runs after it (Flask runs them in reverse)
+    def retry_after_only_when_refused(response):
+        # Flask-Limiter puts Retry-After on every answer within the limit too, where it means nothing and can
+        # make a client's retry logic wait; X-RateLimit-Remaining and -Reset say how much is left.
+        if response.status_code != 429:
+            response.headers.pop("Retry-After", None)
+        return response
+
     return Limiter(
         get_remote_address,
         app=app,
@@ -33,5 +41,5 @@ def init_app(app: Flask) -> Limiter | None:
         # The page, its files and /healthz stay free: only reading images costs the server anything.
         default_limits_exempt_when=lambda: request.endpoint != "api.predict",
         storage_uri="memory://",
-        headers_enabled=True,  # Retry-After and X-RateLimit-* tell a well-behaved client when to come back
+        headers_enabled=True,  # X-RateLimit-* and, on a 429, Retry-After tell a well-behaved client when to come back
     )

@@ -90,6 +90,35 @@ def test_bad_input_gets_a_json_4xx(client, kwargs, status):
     assert isinstance(response.get_json()["error"], str)
 
 
+@pytest.mark.parametrize("content_type", ["application/octet-stream", None])
+def test_bytes_typed_in_general_or_not_at_all_are_read_as_an_image(client, test_samples, content_type):
+    # Python's requests.post(url, data=open("photo.jpg", "rb")) sends no Content-Type; the format is in the bytes.
+    sample = test_samples[0]
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/predict", data=sample.path.read_bytes(), headers=headers)
+    assert response.status_code == 200 and response.get_json()["number"] == sample.number
+    empty = client.post("/predict", data=b"", headers=headers)
+    assert empty.status_code == 400 and "No image" in empty.get_json()["error"]
+
+
+def test_a_body_typed_as_a_web_form_says_how_to_send_it(client, test_samples):
+    # curl --data-binary @photo.jpg without -H types the body application/x-www-form-urlencoded.
+    response = client.post("/predict", data=test_samples[0].path.read_bytes(),
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415 and "Content-Type: image/jpeg" in response.get_json()["error"]
+
+
+def test_a_kind_sent_in_the_body_is_not_silently_ignored(client, test_samples):
+    png = test_samples[0].path.read_bytes()
+    form = client.post("/predict", data={"image": (io.BytesIO(png), "1.png"), "kind": "drawing"})
+    as_json = client.post("/predict", json={"image": base64.b64encode(png).decode(), "kind": "drawing"})
+    for response in (form, as_json):
+        assert response.status_code == 400 and "/predict?kind=drawing" in response.get_json()["error"]
+    # The kind the query gives (or its default) may be repeated in the body.
+    same = client.post("/predict?kind=photo", data={"image": (io.BytesIO(png), "1.png"), "kind": "photo"})
+    assert same.status_code == 200
+
+
 def test_a_multipart_body_cut_short_is_said_to_be_damaged(client, test_samples):
     boundary = "cut"
     whole = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"1.png\"\r\n"

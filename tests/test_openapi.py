@@ -19,7 +19,7 @@ def test_document_is_served(client):
     document = client.get("/openapi.json").get_json()
     assert document["openapi"].startswith("3.")
     body = document["paths"]["/predict"]["post"]
-    assert set(body["requestBody"]["content"]) == {"multipart/form-data", "application/json", "image/*"}
+    assert set(body["requestBody"]["content"]) == {"multipart/form-data", "application/json", "image/*", "application/octet-stream"}
     assert {"200", "400", "408", "413", "415", "429"} <= set(body["responses"])
 
 

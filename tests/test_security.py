@@ -25,7 +25,10 @@ def test_no_rate_limit_by_default(client, photo):
 def test_rate_limit_from_the_environment(monkeypatch, photo):
     monkeypatch.setenv("RATE_LIMIT", "3/minute")
     client = create_app({"TESTING": True}).test_client()
-    assert [post_png(client, photo).status_code for _ in range(4)] == [200, 200, 200, 429]
+    answers = [post_png(client, photo) for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    # Retry-After only where the client must wait; the others say how many requests are left.
+    assert "Retry-After" not in answers[0].headers and answers[0].headers["X-RateLimit-Remaining"] == "2"
     refused = post_png(client, photo)
     assert refused.status_code == 429 and "Too many requests" in refused.get_json()["error"]
     assert int(refused.headers["Retry-After"]) > 0
