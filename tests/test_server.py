@@ -5,6 +5,7 @@ import json
 import os
 import select
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,28 +39,37 @@ def free_port() -> int:
 UPLOAD_SECONDS = 3  # the server's UPLOAD_SECONDS here, so that a trickling client is cut off soon
 
 
-@pytest.fixture(scope="module")
-def server():
-    command = next(line.split(":", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+def started(root: Path, **settings: str):
+    """gunicorn started from `root` as its Procfile says, once it answers /healthz: (process, url)."""
+    command = next(line.split(":", 1)[1] for line in (root / "Procfile").read_text().splitlines() if line.startswith("web:"))
     port = free_port()
-    env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY="1", MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT),
-               UPLOAD_SECONDS=str(UPLOAD_SECONDS), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    process = subprocess.Popen(shlex.split(command), cwd=ROOT, env=env, start_new_session=True,
+    env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY="1", **settings,
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    process = subprocess.Popen(shlex.split(command), cwd=root, env=env, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while True:
         try:
             urllib.request.urlopen(url + "/healthz", timeout=2)
-            break
+            return process, url
         except (urllib.error.URLError, ConnectionError):
             if process.poll() is not None or time.time() > deadline:
                 process.kill()
                 pytest.fail("gunicorn did not start:\n" + process.stdout.read().decode(errors="replace"))
             time.sleep(0.2)
-    yield url
+
+
+def stopped(process: subprocess.Popen) -> None:
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server():
+    process, url = started(ROOT, MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT), UPLOAD_SECONDS=str(UPLOAD_SECONDS))
+    yield url
+    stopped(process)
 
 
 def test_healthz_over_http(server):
@@ -278,3 +288,24 @@ def test_heroku_and_local_tools_get_the_same_python():
     runtime = (ROOT / "runtime.txt").read_text().strip()
     assert runtime == "python-" + (ROOT / ".python-version").read_text().strip()
     assert runtime.count(".") == 1, "python-3.X, not an exact release that never gets security fixes"
+
+
+def test_the_heroku_slug_serves_without_what_slugignore_leaves_out(tmp_path, test_samples):
+    # Heroku removes what .slugignore names before the build: the app must not need any of it.
+    left_out = [line for line in (ROOT / ".slugignore").read_text().splitlines() if line and not line.startswith("#")]
+    assert all(line.startswith("/") for line in left_out), "anchored paths only, as this test reads them"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    slug = tmp_path / "slug"
+    kept = [name for name in tracked if name and not any((name + "/").startswith(line[1:] + "/") for line in left_out)]
+    assert len(kept) < len(tracked) and not any(name.startswith("tests/") for name in kept)
+    for name in kept:
+        (slug / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, slug / name)
+    process, url = started(slug)
+    try:
+        sample = test_samples[0]
+        assert post(url, sample.path.read_bytes(), "image/png")["number"] == sample.number
+        with urllib.request.urlopen(url + "/", timeout=10) as page, urllib.request.urlopen(url + "/openapi.json", timeout=10) as spec:
+            assert page.status == 200 and spec.status == 200
+    finally:
+        stopped(process)
