@@ -12,10 +12,12 @@ Without the variable (the test client, a developer's `flask run`) the turn is th
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 
 PATH_VARIABLE = "LARGE_PICTURE_LOCK"
+log = logging.getLogger(__name__)
 
 
 class Turn:
@@ -30,17 +32,17 @@ class Turn:
 
     def acquire(self) -> None:
         self._threads.acquire()  # first among this worker's threads, so that it waits on the file at most once
-        if self.path is None:
-            return
         try:
-            fcntl.flock(self._file(), fcntl.LOCK_EX)  # blocks without holding Python's lock
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # blocks without holding Python's lock
         except BaseException:
             self._threads.release()
             raise
 
     def release(self) -> None:
         try:
-            if self.path is not None and self._fd is not None and self._pid == os.getpid():
+            if self._fd is not None and self._pid == os.getpid():
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()
@@ -52,9 +54,14 @@ class Turn:
     def __exit__(self, *exc) -> None:
         self.release()
 
-    def _file(self) -> int:
-        """This process's own descriptor of the file (opened under the thread lock)."""
+    def _file(self) -> int | None:
+        """This process's own descriptor of the file (opened under the thread lock), or None without one."""
+        if self.path is None:
+            return None
         if self._pid != os.getpid():
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            self._pid = os.getpid()
+            self._pid, self._fd = os.getpid(), None
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            except OSError as error:  # a read-only or full disk: the worker's own turn still holds
+                log.warning("large pictures take turns in this worker only: %s", error)
         return self._fd

@@ -81,6 +81,16 @@ def test_without_a_file_the_turn_is_the_process_own(tmp_path):
     thread.join()
 
 
+def test_a_file_that_cannot_be_opened_leaves_the_worker_its_own_turn(tmp_path, caplog):
+    turn = Turn(str(tmp_path / "missing" / "turn.lock"))  # in a folder that is not there: no 500, a warning
+    with turn:
+        thread, taken = taken_in_thread(turn)
+        assert not taken.wait(0.5)
+    assert taken.wait(10)
+    thread.join()
+    assert "in this worker only" in caplog.text
+
+
 def test_a_large_picture_waits_while_another_worker_decodes_one(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "one_large_at_a_time", Turn(str(tmp_path / "turn.lock")))
     side = int(LARGE_PIXELS ** 0.5) + 10
