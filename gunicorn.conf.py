@@ -9,6 +9,7 @@ picture the limits let in takes a worker and the child that decodes it (app/isol
 import ctypes
 import os
 import runpy
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -45,19 +46,25 @@ def two_malloc_arenas() -> None:
 two_malloc_arenas()
 
 # The server's workers decode one large picture at a time between them (app/turn.py), through a lock
-# file named here, in the master, for this server alone; the workers it forks inherit the variable.
-_turn = runpy.run_path(str(Path(__file__).resolve().parent / "app" / "turn.py"))
-LARGE_PICTURE_LOCK = Path(tempfile.gettempdir()) / f"digit-reader-{os.getpid()}.lock"
-os.environ[_turn["PATH_VARIABLE"]] = str(LARGE_PICTURE_LOCK)
+# file named here, in the master, for this server alone; the workers it forks inherit the variable. In a
+# folder of its own (mode 0700), so that no other user can make or hold the file first; named once, so that
+# a reload (SIGHUP re-reads this file) keeps it. A LARGE_PICTURE_LOCK set in the environment is used as it is.
+_LOCK = runpy.run_path(str(Path(__file__).resolve().parent / "app" / "turn.py"))["PATH_VARIABLE"]
+_OURS = "digit-reader-"  # the prefix of the folders made here
+if _LOCK not in os.environ:
+    os.environ[_LOCK] = str(Path(tempfile.mkdtemp(prefix=_OURS)) / "large-pictures.lock")
 
 
 def on_exit(server):
-    LARGE_PICTURE_LOCK.unlink(missing_ok=True)
+    folder = Path(os.environ[_LOCK]).parent
+    if folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith(_OURS):  # made here, not given
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pre_request(worker, req):
     """gunicorn's own hook (it logs the request at debug level), and a handle on the body with which the app
-    closes a connection whose body it could not read to its end (app/deadline.py): a 408, 413 or malformed body."""
+    closes a connection whose body it did not read to its end (app/deadline.py): a 408, a malformed body, or
+    a refusal (413, 400, 429) before the body was read."""
     worker.log.debug("%s %s", req.method, req.path)
     req.body.close_connection = req.force_close
 

@@ -85,15 +85,15 @@ def image_bytes() -> bytes:
     if mimetype == "application/x-www-form-urlencoded":  # what curl --data-binary sends unless told otherwise
         raise ImageError(415, "The body is typed as a web form (curl --data-binary's default): send it with "
                               "-H 'Content-Type: image/jpeg', or as a file: curl -F image=@photo.jpg.")
-    raise ImageError(415, f"Unsupported content type '{mimetype}': send multipart/form-data, application/json or image/*.")
+    raise ImageError(415, f"Unsupported content type '{mimetype}': send multipart/form-data, application/json, or the image itself (image/*).")
 
 
-def kind_in_body() -> str | None:
-    """A `kind` sent as a form field or JSON key, where the API does not look for it."""
+def kinds_in_body() -> list[str]:
+    """Any `kind` sent as a form field or JSON key, where the API does not look for it."""
     if request.mimetype == "multipart/form-data":
-        return request.form.get("kind")
+        return request.form.getlist("kind")
     body = request.get_json(silent=True) if request.mimetype == "application/json" else None  # parsed once, cached
-    return str(body["kind"]) if isinstance(body, dict) and "kind" in body else None
+    return [str(body["kind"])] if isinstance(body, dict) and "kind" in body else []
 
 
 KINDS = ("photo", "drawing")  # ?kind=: a photo goes through the localiser; a drawing (the pad's) is read by its ink
@@ -105,9 +105,12 @@ def predict():
     if kind not in KINDS:
         raise ImageError(400, f"Unknown kind {kind[:40]!r}: use kind=photo (the default) or kind=drawing.")
     data = image_bytes()
-    sent = kind_in_body()
-    if sent is not None and sent != kind:  # it would be ignored, and a drawing read as a photo
-        raise ImageError(400, f"kind={sent[:40]!r} was sent in the body; send it in the query string: /predict?kind={sent[:40]}.")
+    for sent in kinds_in_body():  # it would be ignored, and a drawing read as a photo
+        if sent not in KINDS:
+            raise ImageError(400, f"Unknown kind {sent[:40]!r}: use kind=photo (the default) or kind=drawing, "
+                                  "in the query string (/predict?kind=drawing).")
+        if sent != kind:
+            raise ImageError(400, f"kind={sent} was sent in the body; send it in the query string: /predict?kind={sent}.")
     image = decode_image(data, current_app.config["MAX_IMAGE_PIXELS"])
     pipeline = current_app.extensions["pipeline"]
     answer = pipeline.read_drawing(image) if kind == "drawing" else pipeline.read(image)

@@ -10,11 +10,13 @@ is answered 408, and the connection reads nothing more from that client.
 gunicorn also raises its own parse errors from a body's read (a malformed chunk of a chunked
 upload): those are the client's mistake, a 400, not the app's 500.
 
-After a 408, a body that failed to parse, or a 413 (a body too large to read past), where the next
-request would begin on the connection is unknown: gunicorn would still answer "Connection:
-keep-alive" and then read the rest of the body as a request of its own (its HTML 400 "Invalid HTTP
-request line" after the JSON 408). So the connection is closed, through the handle that
-gunicorn.conf.py's pre_request hook puts on the body (`close_connection`); the answer then says
+After a 408 or a body that failed to parse, where the next request would begin on the connection is
+unknown, gunicorn would still answer "Connection: keep-alive" and then read the rest of the body as a
+request of its own (its HTML 400 "Invalid HTTP request line" after the JSON 408). After any other
+refusal that leaves the body unread (a 413 above the size limit, a 400 for a bad kind, a 429), it
+would drain up to 64 kB of it for up to 5 s, holding a thread, and then close the connection it had
+just called kept alive. So in all these cases the connection is closed, through the handle that
+gunicorn.conf.py's pre_request hook puts on the body (`close_connection`), and the answer says
 "Connection: close".
 
 Headers sent slowly are not covered: gunicorn reads them before the app is called. Heroku's
@@ -43,6 +45,7 @@ class TimedBody:
     def __init__(self, stream, sock: socket.socket | None, length: int | None):
         self.stream, self.sock, self.length = stream, sock, length
         self.received, self.expired, self.finished, self.failed = 0, False, False, False
+        self.complete = False  # the whole body was read
         self.lock = threading.Lock()
 
     def expire(self) -> None:
@@ -78,7 +81,7 @@ class TimedBody:
                 raise RequestTimeout(TOO_SLOW)
             self.received += sum(map(len, data)) if isinstance(data, list) else len(data)
             if not data or (self.length is not None and self.received >= self.length):
-                self.finished = True
+                self.finished = self.complete = True
         return data
 
     def read(self, size: int = -1) -> bytes:
@@ -121,6 +124,6 @@ class UploadDeadline:
         finally:
             body.finish()
             timer.cancel()
-            too_large = bool(statuses) and statuses[-1].startswith("413")
-            if close_connection is not None and (body.expired or body.failed or too_large):
+            refused_unread = not body.complete and bool(statuses) and statuses[-1].startswith("4")
+            if close_connection is not None and (body.expired or body.failed or refused_unread):
                 close_connection()  # before gunicorn writes the headers, which then say "close"

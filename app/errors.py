@@ -15,10 +15,13 @@ def refusal(message: str, status: int, headers=()):
     return jsonify(error=message), status, list(headers)
 
 
+RETRY_AFTER = "1"  # seconds, for a 503: the server's moment, not the upload's fault
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(ImageError)
     def bad_upload(error: ImageError):
-        return refusal(error.message, error.status)
+        return refusal(error.message, error.status, [("Retry-After", RETRY_AFTER)] if error.status == 503 else [])
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -15,7 +15,7 @@ import pillow_heif
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from app import exif, parts
-from app.turn import PATH_VARIABLE, Turn
+from app.turn import PATH_VARIABLE, Busy, Turn
 
 # iPhones save HEIC by default. libheif applies the photo's rotation while decoding and resets its
 # EXIF orientation to 1, so the orientation read below (app/exif.py) does not turn it twice. Embedded thumbnails are
@@ -41,7 +41,10 @@ MAX_SIDE = 2 * DECODE_SIDE
 # Even so, decoding takes up to about 7 bytes per pixel (HEIC: libheif's planes and Pillow's copy),
 # so the server decodes one picture above this size at a time, whatever its workers and threads (app/turn.py).
 LARGE_PIXELS = 4_000_000
-one_large_at_a_time = Turn(os.environ.get(PATH_VARIABLE))
+# The longest a large picture waits for its turn (the costliest decodes in about half a second): then a 503.
+TURN_SECONDS = 10
+BUSY = "The server is busy reading other large pictures; try again in a moment."
+one_large_at_a_time = Turn(os.environ.get(PATH_VARIABLE), timeout=TURN_SECONDS)
 REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F", "CMYK", "YCbCr")  # modes Image.reduce() takes
 # Bytes that begin like one of FORMATS but do not open are a damaged file (400), not another format (415).
 SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
@@ -118,6 +121,8 @@ def decode_image(data: bytes, max_pixels: int, one_at_a_time: AbstractContextMan
             image = to_rgb(image)
             image.info["original_size"] = (width, height)
             return image
+    except Busy:
+        raise ImageError(503, BUSY) from None
     # libheif reports damage (and sizes past its own safety limits) as RuntimeError; a cut EXIF block is struct.error.
     except (OSError, ValueError, SyntaxError, EOFError, RuntimeError, struct.error, Image.DecompressionBombError,
             MemoryError) as error:
@@ -256,6 +261,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def backing(rgba: Image.Image) -> str:
     """White, or black when the visible pixels are light on the whole (their grey weighted by opacity),
     counted a band of rows at a time so as not to copy the picture."""
+    if rgba.getchannel("A").getextrema()[0] == 255:  # opaque throughout (a photo with an unused alpha): nothing shows through
+        return "white"
     ink = opacity = 0.0
     for top in range(0, rgba.height, 256):
         band = np.asarray(rgba.crop((0, top, rgba.width, min(top + 256, rgba.height))), dtype=np.float32)

@@ -67,8 +67,9 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         message = reader.read(1)
         if message == LARGE:  # wait for the server's turn; the child waits without using its time
+            if not images.one_large_at_a_time.acquire(images.TURN_SECONDS):
+                raise ImageError(503, images.BUSY)  # the finally below ends the child
             turn = images.one_large_at_a_time
-            turn.acquire()
             try:
                 os.write(to_child, GO)
             except BrokenPipeError:  # it died while it waited

@@ -12,6 +12,8 @@ from flask_limiter.util import get_remote_address
 from limits import parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app.errors import RETRY_AFTER
+
 
 def init_app(app: Flask) -> Limiter | None:
     # Behind Heroku's router every request comes from the router; its X-Forwarded-For ends with the
@@ -29,8 +31,11 @@ def init_app(app: Flask) -> Limiter | None:
     @app.after_request  # registered before the Limiter's own, so it runs after it (Flask runs them in reverse)
     def retry_after_only_when_refused(response):
         # Flask-Limiter puts Retry-After on every answer within the limit too, where it means nothing and can
-        # make a client's retry logic wait; X-RateLimit-Remaining and -Reset say how much is left.
-        if response.status_code != 429:
+        # make a client's retry logic wait; X-RateLimit-Remaining and -Reset say how much is left. A 503's
+        # is the app's own (app/errors.py), which it raises to the rate window's reset: put back.
+        if response.status_code == 503:  # Flask-Limiter raised the app's own to its window's reset
+            response.headers["Retry-After"] = RETRY_AFTER
+        elif response.status_code != 429:
             response.headers.pop("Retry-After", None)
         return response
 

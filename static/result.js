@@ -227,7 +227,8 @@ export function showReading(data, truth) {
   const size = shown && shown.width && shown.height ? shown
     : { width: Number(data.image && data.image.width), height: Number(data.image && data.image.height) };
   const candidates = Array.isArray(data.candidates) ? data.candidates : [];
-  const others = candidates.slice(1).filter((c) => c && typeof c.number === 'string' && c.number !== '');
+  // With no answer, every region read is another place; with one, the first is the answer.
+  const others = candidates.slice(found ? 1 : 0).filter((c) => c && typeof c.number === 'string' && c.number !== '');
   // A drawing's readings (whole, digit by digit) share the ink's box: draw it once. Another look at
   // the answer's own number (the same digits, over the answer's box) would only repeat it.
   const sameBox = (c) => found && Array.isArray(c.box) && Array.isArray(data.box) && c.box.join() === data.box.join();
@@ -247,8 +248,10 @@ export function showReading(data, truth) {
   el.others.hidden = alternatives.length === 0;
   el.others.textContent = [
     asRead.length ? 'Also read as: ' + listed(asRead) + '.' : '',
-    elsewhere.length ? 'Also read, in ' + (elsewhere.length === 1 ? 'a dashed box' : 'dashed boxes')
+    elsewhere.length && found ? 'Also read, in ' + (elsewhere.length === 1 ? 'a dashed box' : 'dashed boxes')
       + ' less likely to hold the number: ' + listed(elsewhere) + '.' : '',
+    elsewhere.length && !found ? 'Nothing looked enough like a house number to answer; in '
+      + (elsewhere.length === 1 ? 'the dashed box' : 'the dashed boxes') + ' it read: ' + listed(elsewhere) + '.' : '',
   ].filter(Boolean).join(' ');
 
   // With no number, the heads' guesses describe nothing on the picture: no table.

@@ -117,6 +117,11 @@ def test_a_kind_sent_in_the_body_is_not_silently_ignored(client, test_samples):
     # The kind the query gives (or its default) may be repeated in the body.
     same = client.post("/predict?kind=photo", data={"image": (io.BytesIO(png), "1.png"), "kind": "photo"})
     assert same.status_code == 200
+    # Every value of the field counts; one that is no kind is called unknown, not advised as a query.
+    twice = client.post("/predict", data={"image": (io.BytesIO(png), "1.png"), "kind": ["photo", "drawing"]})
+    unknown = client.post("/predict", json={"image": base64.b64encode(png).decode(), "kind": None})
+    assert twice.status_code == 400 and "/predict?kind=drawing" in twice.get_json()["error"]
+    assert unknown.status_code == 400 and "Unknown kind 'None'" in unknown.get_json()["error"]
 
 
 def test_a_multipart_body_cut_short_is_said_to_be_damaged(client, test_samples):

@@ -576,6 +576,18 @@ def test_no_number_found(page, photo_210):
     assert page.is_hidden("#probs") and page.text_content("#confidence") == "—"
 
 
+def test_no_number_found_shows_where_it_looked(page, photo_210):
+    # The regions read under the "found" threshold are no answer, and not "less likely" than one.
+    looked = [{"number": "7", "confidence": 0.5, "box": [0, 0, 10, 10]}, {"number": "11", "confidence": 0.2, "box": [50, 5, 20, 10]}]
+    page.route("**/predict?*", lambda route: route.fulfill(json=canned(
+        "", found=False, box=None, confidence=0.0, candidates=looked, image={"width": 99, "height": 47})))
+    page.set_input_files("#file", str(photo_210))
+    assert reading(page) == "No number found"
+    assert page.locator(".box.other .box-label").all_text_contents() == ["7?", "11?"]
+    assert page.text_content("#others") == (
+        "Nothing looked enough like a house number to answer; in the dashed boxes it read: 7 (50%), 11 (20%).")
+
+
 def test_server_error_without_json_is_explained(page, photo_210):
     page.route("**/predict?*",
                lambda route: route.fulfill(status=502, content_type="text/html", body="<h1>Bad gateway</h1>"))

@@ -15,16 +15,19 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from app.images import LARGE_PIXELS
 from model.preprocess import protocol_crop
 from tests.conftest import FIXTURES, encode
 from tests.test_api import CROP_FLOOR
 from tests.test_images import HEIC, png_header
+from tests.test_turn import holder
 
 ROOT = Path(__file__).resolve().parent.parent
 UPLOAD_LIMIT = 2_000_000  # the server's MAX_UPLOAD_BYTES here, so the oversized upload stays small
@@ -43,8 +46,8 @@ def started(root: Path, **settings: str):
     """gunicorn started from `root` as its Procfile says, once it answers /healthz: (process, url)."""
     command = next(line.split(":", 1)[1] for line in (root / "Procfile").read_text().splitlines() if line.startswith("web:"))
     port = free_port()
-    env = dict(os.environ, PORT=str(port), WEB_CONCURRENCY="1", **settings,
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "1", **settings,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     process = subprocess.Popen(shlex.split(command), cwd=root, env=env, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -254,9 +257,10 @@ def test_a_connection_kept_alive_outlives_the_upload_deadline(server):
         connection.request("POST", "/predict", body=(FIXTURES / "svhn_test" / "11.png").read_bytes(),
                            headers={"Content-Type": "image/png"})
         assert connection.getresponse().read() and connection.sock is not None
-        # Answered before its body was read (a bad kind): the deadline stands down all the same.
-        connection.request("POST", "/predict?kind=bad", body=b"\0" * 50_000, headers={"Content-Type": "image/png"})
-        assert connection.getresponse().read() and connection.sock is not None
+        # Refused once its body was read (not an image): the deadline stands down all the same.
+        connection.request("POST", "/predict", body=b"\0" * 50_000, headers={"Content-Type": "image/png"})
+        refused = connection.getresponse()
+        assert refused.status == 415 and refused.read() and connection.sock is not None
         time.sleep(UPLOAD_SECONDS + 1)
         connection.request("GET", "/healthz")
         assert connection.getresponse().status == 200
@@ -269,6 +273,17 @@ def test_a_malformed_chunked_body_is_a_400_not_a_500(server):
     answer = raw_exchange(server, head, [b"ZZ\r\nhello\r\n0\r\n\r\n"])
     assert answer.startswith(b"HTTP/1.1 400") and b"not valid HTTP" in answer, answer[:300]
     assert b"\r\nConnection: close\r\n" in answer and answer.count(b"HTTP/1.1 ") == 1, answer
+
+
+def test_a_refusal_before_the_body_is_read_closes_the_connection(server):
+    # gunicorn would drain what it could of the unread body for up to 5 s, holding a thread, and then
+    # close the connection it had called kept alive: a request sent behind it was never answered.
+    head = b"POST /predict?kind=bad HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 500000\r\n\r\n"
+    started = time.monotonic()
+    answer = raw_exchange(server, head, [b"\0" * 1000 + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"])
+    assert answer.startswith(b"HTTP/1.1 400") and b"Unknown kind" in answer, answer[:300]
+    assert b"\r\nConnection: close\r\n" in answer and answer.count(b"HTTP/1.1 ") == 1, answer
+    assert time.monotonic() - started < 3
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
@@ -307,5 +322,26 @@ def test_the_heroku_slug_serves_without_what_slugignore_leaves_out(tmp_path, tes
         assert post(url, sample.path.read_bytes(), "image/png")["number"] == sample.number
         with urllib.request.urlopen(url + "/", timeout=10) as page, urllib.request.urlopen(url + "/openapi.json", timeout=10) as spec:
             assert page.status == 200 and spec.status == 200
+    finally:
+        stopped(process)
+
+
+def test_both_workers_wait_for_the_one_turn(tmp_path):
+    # The turn is the server's, not a worker's: with another process holding the file gunicorn.conf.py
+    # hands its workers, a large picture waits, whichever worker it reaches.
+    lock = tmp_path / "turn.lock"
+    process, url = started(ROOT, WEB_CONCURRENCY="2", LARGE_PICTURE_LOCK=str(lock))
+    try:
+        side = int(LARGE_PIXELS ** 0.5) + 10
+        large = encode(Image.new("RGB", (side, side), "white"), "PNG")
+        other = holder(lock)
+        with ThreadPoolExecutor(2) as pool:
+            answered = [pool.submit(lambda: (post(url, large, "image/png"), time.monotonic())) for _ in range(2)]
+            time.sleep(1.5)
+            released = time.monotonic()
+            other.stdin.close()
+            other.wait(10)
+            for answer, at in (future.result() for future in answered):
+                assert answer["found"] is False and at > released  # a blank sheet, read once the turn came
     finally:
         stopped(process)

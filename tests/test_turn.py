@@ -5,12 +5,14 @@ import subprocess
 import sys
 import threading
 
+import pytest
 from PIL import Image
 
-from app import ROOT, images, isolated
+from app import ROOT, create_app, images, isolated
 from app.images import LARGE_PIXELS
-from app.turn import PATH_VARIABLE, Turn
+from app.turn import PATH_VARIABLE, Busy, Turn
 from tests.conftest import encode
+from tests.test_isolated import no_children_left
 
 # Another worker of the same server: holds the turn until its stdin closes (or it is killed).
 HOLDER = """
@@ -108,10 +110,67 @@ def test_a_large_picture_waits_while_another_worker_decodes_one(tmp_path, monkey
 
 
 def test_each_server_names_its_own_file_for_its_workers():
-    # gunicorn.conf.py runs in the master; the workers it forks inherit the variable.
+    # gunicorn.conf.py runs in the master; the workers it forks inherit the variable. The file is in a
+    # folder only this user can write, which the master removes as it exits.
     show = ("import os, runpy; conf = runpy.run_path('gunicorn.conf.py'); "
-            f"print(os.environ[{PATH_VARIABLE!r}]); conf['on_exit'](None)")
+            f"path = os.environ[{PATH_VARIABLE!r}]; print(path); print(oct(os.stat(os.path.dirname(path)).st_mode & 0o777)); "
+            "conf['on_exit'](None); print(os.path.exists(os.path.dirname(path)))")
     environ = {k: v for k, v in os.environ.items() if k != PATH_VARIABLE}
-    paths = [subprocess.run([sys.executable, "-c", show], cwd=ROOT, env=environ, capture_output=True, text=True,
-                            check=True).stdout.strip() for _ in range(2)]
-    assert paths[0] != paths[1] and all(path.endswith(".lock") for path in paths)
+    runs = [subprocess.run([sys.executable, "-c", show], cwd=ROOT, env=environ, capture_output=True, text=True,
+                           check=True).stdout.split() for _ in range(2)]
+    assert runs[0][0] != runs[1][0] and all(mode == "0o700" and gone == "False" for _, mode, gone in runs)
+
+
+def test_the_wait_is_bounded(tmp_path):
+    other = holder(tmp_path / "turn.lock")
+    try:
+        turn = Turn(str(tmp_path / "turn.lock"), timeout=0.3)
+        assert turn.acquire(0.3) is False
+        with pytest.raises(Busy):
+            with turn:
+                pass
+        assert turn.acquire(0) is False  # and the thread lock was given back each time
+    finally:
+        other.stdin.close()
+        other.wait(10)
+    assert turn.acquire(5) is True
+    turn.release()
+
+
+@pytest.mark.parametrize("rate_limit", ["", "50/minute"], ids=["unlimited", "rate-limited"])
+def test_a_large_picture_that_waits_too_long_is_a_503_and_its_child_ends(tmp_path, monkeypatch, rate_limit):
+    # Flask-Limiter raises any Retry-After to its window's reset (60 s here): the 503's own is put back.
+    monkeypatch.setenv("RATE_LIMIT", rate_limit)
+    client = create_app({"TESTING": True}).test_client()
+    monkeypatch.setattr(images, "one_large_at_a_time", Turn(str(tmp_path / "turn.lock")))
+    monkeypatch.setattr(images, "TURN_SECONDS", 0.5)
+    side = int(LARGE_PIXELS ** 0.5) + 10
+    large = encode(Image.new("RGB", (side, side), "white"), "PNG")
+    other = holder(tmp_path / "turn.lock")
+    try:
+        response = client.post("/predict", data=large, content_type="image/png")
+    finally:
+        other.stdin.close()
+        other.wait(10)
+    assert response.status_code == 503 and "busy" in response.get_json()["error"]
+    assert response.headers["Retry-After"] == "1"
+    assert no_children_left()
+    assert client.post("/predict", data=large, content_type="image/png").status_code == 200
+
+
+def test_a_lock_file_removed_while_serving_is_taken_anew(tmp_path):
+    # A worker that opened the file before it was removed must not lock the removed file alone
+    # while a worker started since (a restart) locks the new one.
+    path = tmp_path / "turn.lock"
+    early = Turn(str(path))
+    early.acquire()
+    early.release()
+    path.unlink()
+    later = holder(path)  # makes the file again, and holds it
+    try:
+        assert early.acquire(0.5) is False
+    finally:
+        later.stdin.close()
+        later.wait(10)
+    assert early.acquire(5) is True
+    early.release()
