@@ -50,21 +50,21 @@ two_malloc_arenas()
 # folder of its own (mode 0700), so that no other user can make or hold the file first; named once, so that
 # a reload (SIGHUP re-reads this file) keeps it. A LARGE_PICTURE_LOCK set in the environment is used as it is.
 _LOCK = runpy.run_path(str(Path(__file__).resolve().parent / "app" / "turn.py"))["PATH_VARIABLE"]
-_OURS = "digit-reader-"  # the prefix of the folders made here
+_OURS = f"digit-reader-{os.getpid()}-"  # the master's folder: its pid stays through a reload
 if _LOCK not in os.environ:
     os.environ[_LOCK] = str(Path(tempfile.mkdtemp(prefix=_OURS)) / "large-pictures.lock")
 
 
 def on_exit(server):
     folder = Path(os.environ[_LOCK]).parent
-    if folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith(_OURS):  # made here, not given
+    if folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith(_OURS):  # made here, not inherited
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def pre_request(worker, req):
     """gunicorn's own hook (it logs the request at debug level), and a handle on the body with which the app
     closes a connection whose body it did not read to its end (app/deadline.py): a 408, a malformed body, or
-    a refusal (413, 400, 429) before the body was read."""
+    an answer given before the body was read (a 413, 400 or 429)."""
     worker.log.debug("%s %s", req.method, req.path)
     req.body.close_connection = req.force_close
 

@@ -13,11 +13,11 @@ upload): those are the client's mistake, a 400, not the app's 500.
 After a 408 or a body that failed to parse, where the next request would begin on the connection is
 unknown, gunicorn would still answer "Connection: keep-alive" and then read the rest of the body as a
 request of its own (its HTML 400 "Invalid HTTP request line" after the JSON 408). After any other
-refusal that leaves the body unread (a 413 above the size limit, a 400 for a bad kind, a 429), it
-would drain up to 64 kB of it for up to 5 s, holding a thread, and then close the connection it had
-just called kept alive. So in all these cases the connection is closed, through the handle that
-gunicorn.conf.py's pre_request hook puts on the body (`close_connection`), and the answer says
-"Connection: close".
+answer that leaves the body unread (a 413 above the size limit, a 400 for a bad kind, a 429, a GET
+sent with a body), it would drain up to 64 kB of it for up to 5 s, holding a thread, and then close
+the connection it had just called kept alive. So in all these cases the connection is closed, through
+the handle that gunicorn.conf.py's pre_request hook puts on the body (`close_connection`), and the
+answer says "Connection: close".
 
 Headers sent slowly are not covered: gunicorn reads them before the app is called. Heroku's
 router passes a request on only once its headers are in; served directly, a buffering proxy is
@@ -80,7 +80,8 @@ class TimedBody:
             if self.expired:  # the read was cut short: what it returned is not the whole body
                 raise RequestTimeout(TOO_SLOW)
             self.received += sum(map(len, data)) if isinstance(data, list) else len(data)
-            if not data or (self.length is not None and self.received >= self.length):
+            asked_nothing = bool(args) and args[0] == 0  # read(0) is b"" whatever is left
+            if (not data and not asked_nothing) or (self.length is not None and self.received >= self.length):
                 self.finished = self.complete = True
         return data
 
@@ -113,17 +114,10 @@ class UploadDeadline:
         timer = threading.Timer(self.seconds, body.expire)
         timer.daemon = True
         timer.start()
-        statuses = []
-
-        def starting(status, headers, exc_info=None):
-            statuses.append(status)
-            return start_response(status, headers, exc_info)
-
         try:
-            return self.wsgi_app(environ, starting)
+            return self.wsgi_app(environ, start_response)
         finally:
             body.finish()
             timer.cancel()
-            refused_unread = not body.complete and bool(statuses) and statuses[-1].startswith("4")
-            if close_connection is not None and (body.expired or body.failed or refused_unread):
+            if close_connection is not None and (body.expired or body.failed or not body.complete):
                 close_connection()  # before gunicorn writes the headers, which then say "close"

@@ -10,9 +10,12 @@ for it, and the kernel lets go of a dead worker's lock, so a worker killed mid-t
 Without the variable (the test client, a developer's `flask run`) the turn is the process's own.
 
 The wait is bounded: four large pictures queued behind a slow one would otherwise hold every thread
-of both workers, and /healthz and small pictures with them, for as long as it took. A file removed
-while the server runs (a /tmp cleaner) is made again by the next worker to open it; so a turn taken
-checks that its file is still the one at the path, or takes the new one.
+of both workers, and /healthz and small pictures with them, for as long as it took. Waiting workers
+try the file every 20 ms; a worker that has just given the turn up lets its next picture wait two of
+those before trying, or its own queue, which takes the thread lock at once, would keep the turn from
+the other worker's. A file (or its folder) removed while the server runs (a /tmp cleaner) is made
+again by the next worker to open it; so a turn taken checks that its file is still the one at the
+path, or takes the new one, and a worker that could not open the file tries again at its next turn.
 """
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ class Turn:
         self._threads = threading.Lock()
         self._fd: int | None = None
         self._pid: int | None = None
+        self._given_up_at = float("-inf")  # when this process last gave the file up
+        self._warned = False
 
     def acquire(self, timeout: float | None = None) -> bool:
         """Whether the turn was taken within `timeout` seconds (None: however long it takes)."""
@@ -52,6 +57,7 @@ class Turn:
             if self._locked_file(deadline):
                 return True
         except BaseException:
+            self._unlock_file()
             self._threads.release()
             raise
         self._threads.release()
@@ -59,10 +65,14 @@ class Turn:
 
     def release(self) -> None:
         try:
-            if self._fd is not None and self._pid == os.getpid():
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._unlock_file()
         finally:
             self._threads.release()
+
+    def _unlock_file(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._given_up_at = time.monotonic()
 
     def __enter__(self) -> Turn:
         if not self.acquire(self.timeout):
@@ -74,6 +84,9 @@ class Turn:
 
     def _locked_file(self, deadline: float | None) -> bool:
         """The file locked (or there is none to lock) before the deadline; under the thread lock."""
+        wait = self._given_up_at + 2 * POLL_SECONDS - time.monotonic()
+        if wait > 0 and self.path is not None:  # the other workers' turn to try first
+            time.sleep(wait)
         while (fd := self._file()) is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
@@ -102,9 +115,13 @@ class Turn:
         if self.path is None:
             return None
         if self._pid != os.getpid():
-            self._pid, self._fd = os.getpid(), None
+            self._fd = None
             try:
+                os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            except OSError as error:  # a read-only or full disk: the worker's own turn still holds
-                log.warning("large pictures take turns in this worker only: %s", error)
+                self._pid = os.getpid()
+            except OSError as error:  # a read-only or full disk: this turn is the worker's own; tried again next time
+                if not self._warned:
+                    log.warning("large pictures take turns in this worker only: %s", error)
+                    self._warned = True
         return self._fd

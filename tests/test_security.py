@@ -7,10 +7,18 @@ import pytest
 from flask import request
 
 from app import ROOT, create_app
+from app.turn import PATH_VARIABLE
 
 
 def post_png(client, data: bytes, **headers):
     return client.post("/predict", data=data, content_type="image/png", headers=headers)
+
+
+@pytest.fixture(autouse=True)
+def lock_file_of_our_own(monkeypatch, tmp_path):
+    # gunicorn.conf.py, run here as gunicorn runs it, would otherwise make a lock folder for this process
+    # and leave its path in the environment of the servers later tests start.
+    monkeypatch.setenv(PATH_VARIABLE, str(tmp_path / "turn.lock"))
 
 
 @pytest.fixture(scope="module")

@@ -275,6 +275,23 @@ def test_a_malformed_chunked_body_is_a_400_not_a_500(server):
     assert b"\r\nConnection: close\r\n" in answer and answer.count(b"HTTP/1.1 ") == 1, answer
 
 
+def test_every_form_of_upload_read_whole_keeps_the_connection(server, test_samples):
+    # The page posts multipart on one connection after another: each body read to its end keeps it.
+    png = test_samples[0].path.read_bytes()
+    form, form_type = multipart("image", png, "1.png")
+    uploads = [(form, form_type), (png, "image/png"), (png, "application/octet-stream"),
+               (json.dumps({"image": base64.b64encode(png).decode()}).encode(), "application/json")]
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(server).netloc, timeout=30)
+    try:
+        for body, content_type in uploads:
+            connection.request("POST", "/predict", body=body, headers={"Content-Type": content_type})
+            answer = connection.getresponse()
+            assert answer.status == 200 and json.loads(answer.read())["number"] == test_samples[0].number
+            assert answer.getheader("Connection") == "keep-alive", content_type
+    finally:
+        connection.close()
+
+
 def test_a_refusal_before_the_body_is_read_closes_the_connection(server):
     # gunicorn would drain what it could of the unread body for up to 5 s, holding a thread, and then
     # close the connection it had called kept alive: a request sent behind it was never answered.
@@ -284,6 +301,10 @@ def test_a_refusal_before_the_body_is_read_closes_the_connection(server):
     assert answer.startswith(b"HTTP/1.1 400") and b"Unknown kind" in answer, answer[:300]
     assert b"\r\nConnection: close\r\n" in answer and answer.count(b"HTTP/1.1 ") == 1, answer
     assert time.monotonic() - started < 3
+    # Whatever the answer: a GET sent with a body it does not read.
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n"
+    answer = raw_exchange(server, head, [b"\0" * 1000 + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"])
+    assert answer.startswith(b"HTTP/1.1 200") and b"\r\nConnection: close\r\n" in answer, answer[:300]
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])

@@ -83,14 +83,23 @@ def test_without_a_file_the_turn_is_the_process_own(tmp_path):
     thread.join()
 
 
-def test_a_file_that_cannot_be_opened_leaves_the_worker_its_own_turn(tmp_path, caplog):
-    turn = Turn(str(tmp_path / "missing" / "turn.lock"))  # in a folder that is not there: no 500, a warning
+def test_a_file_that_cannot_be_opened_leaves_the_worker_its_own_turn_until_it_can(tmp_path, caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    turn = Turn(str(blocker / "turn.lock"))  # under a file, where no folder can be made: no 500, a warning
     with turn:
         thread, taken = taken_in_thread(turn)
         assert not taken.wait(0.5)
     assert taken.wait(10)
     thread.join()
     assert "in this worker only" in caplog.text
+    blocker.unlink()  # the obstacle gone (a folder removed by a /tmp cleaner is made again too)
+    other = holder(blocker / "turn.lock")
+    try:
+        assert turn.acquire(0.5) is False  # tried again, and now it waits for the other worker
+    finally:
+        other.stdin.close()
+        other.wait(10)
 
 
 def test_a_large_picture_waits_while_another_worker_decodes_one(tmp_path, monkeypatch):
@@ -174,3 +183,33 @@ def test_a_lock_file_removed_while_serving_is_taken_anew(tmp_path):
         later.wait(10)
     assert early.acquire(5) is True
     early.release()
+
+
+# A worker whose two threads take the turn again and again, for as long as its stdin stays open.
+GREEDY = """
+import runpy, sys, threading, time
+turn = runpy.run_path("app/turn.py")["Turn"](sys.argv[1])
+def again():
+    while not sys.stdin.closed:
+        with turn:
+            time.sleep(0.2)
+threads = [threading.Thread(target=again, daemon=True) for _ in range(2)]
+for thread in threads:
+    thread.start()
+print("going", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_worker_with_a_queue_of_its_own_lets_the_other_take_a_turn(tmp_path):
+    greedy = subprocess.Popen([sys.executable, "-c", GREEDY, str(tmp_path / "turn.lock")], cwd=ROOT, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert greedy.stdout.readline() == "going\n"
+        turn = Turn(str(tmp_path / "turn.lock"))
+        for _ in range(3):
+            assert turn.acquire(2.0) is True  # within a turn or two of the other's, not after its queue ends
+            turn.release()
+    finally:
+        greedy.stdin.close()
+        greedy.wait(10)
