@@ -85,7 +85,8 @@ def image_bytes() -> bytes:
     if mimetype == "application/x-www-form-urlencoded":  # what curl --data-binary sends unless told otherwise
         raise ImageError(415, "The body is typed as a web form (curl --data-binary's default): send it with "
                               "-H 'Content-Type: image/jpeg', or as a file: curl -F image=@photo.jpg.")
-    raise ImageError(415, f"Unsupported content type '{mimetype}': send multipart/form-data, application/json, or the image itself (image/*).")
+    raise ImageError(415, f"Unsupported content type '{mimetype}': send multipart/form-data, application/json, "
+                          "or the image itself (image/*).")
 
 
 def kinds_in_body() -> list[str]:

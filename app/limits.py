@@ -28,12 +28,13 @@ def init_app(app: Flask) -> Limiter | None:
         # At start, not at the first request: Flask-Limiter would fail every /predict with a 500
         # while /healthz said all was well.
         raise ValueError(f"RATE_LIMIT={app.config['RATE_LIMIT']!r} is no rate limit; write it as 60/minute") from None
+
     @app.after_request  # registered before the Limiter's own, so it runs after it (Flask runs them in reverse)
     def retry_after_only_when_refused(response):
         # Flask-Limiter puts Retry-After on every answer within the limit too, where it means nothing and can
         # make a client's retry logic wait; X-RateLimit-Remaining and -Reset say how much is left. A 503's
         # is the app's own (app/errors.py), which it raises to the rate window's reset: put back.
-        if response.status_code == 503:  # Flask-Limiter raised the app's own to its window's reset
+        if response.status_code == 503:
             response.headers["Retry-After"] = RETRY_AFTER
         elif response.status_code != 429:
             response.headers.pop("Retry-After", None)
