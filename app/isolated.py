@@ -67,9 +67,10 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         message = reader.read(1)
         if message == LARGE:  # wait for the server's turn; the child waits without using its time
-            if not images.one_large_at_a_time.acquire(images.TURN_SECONDS):
+            waiting = images.one_large_at_a_time
+            if not waiting.acquire(waiting.timeout):
                 raise ImageError(503, images.BUSY)  # the finally below ends the child
-            turn = images.one_large_at_a_time
+            turn = waiting
             try:
                 os.write(to_child, GO)
             except BrokenPipeError:  # it died while it waited

@@ -31,6 +31,7 @@ function argsort(values) {
 
 const digitName = (d) => (d === 10 ? 'none' : String(d));
 const lengthName = (k) => (k === 1 ? '1 digit' : k + ' digits');
+const nextBest = (name, p) => name + ' (' + pct(p) + ')'; // '7 (2%)', not '7 2%' read as 72%
 
 let shown = null; // the picture on show: {url, width, height} in the pixels that were sent
 
@@ -166,7 +167,7 @@ function fillTable(data, number) {
   if (length.length) {
     const [k, second] = argsort(length);
     addRow(tbody, 'Length', lengthName(k), length[k],
-      second === undefined ? '' : lengthName(second) + ' (' + pct(length[second]) + ')');
+      second === undefined ? '' : nextBest(lengthName(second), length[second]));
   }
   // Only the positions of the reading mean something; the rest are the heads' padding.
   const digits = Array.isArray(probs.digits) ? probs.digits : [];
@@ -175,7 +176,7 @@ function fillTable(data, number) {
     if (!row.length) continue;
     const [d, second] = argsort(row);
     addRow(tbody, 'Digit ' + (i + 1), digitName(d), row[d],
-      second === undefined ? '' : digitName(second) + ' (' + pct(row[second]) + ')');
+      second === undefined ? '' : nextBest(digitName(second), row[second]));
   }
   el.probs.hidden = tbody.rows.length === 0;
 }

@@ -151,8 +151,7 @@ def test_a_large_picture_that_waits_too_long_is_a_503_and_its_child_ends(tmp_pat
     # Flask-Limiter raises any Retry-After to its window's reset (60 s here): the 503's own is put back.
     monkeypatch.setenv("RATE_LIMIT", rate_limit)
     client = create_app({"TESTING": True}).test_client()
-    monkeypatch.setattr(images, "one_large_at_a_time", Turn(str(tmp_path / "turn.lock")))
-    monkeypatch.setattr(images, "TURN_SECONDS", 0.5)
+    monkeypatch.setattr(images, "one_large_at_a_time", Turn(str(tmp_path / "turn.lock"), timeout=0.5))
     side = int(LARGE_PIXELS ** 0.5) + 10
     large = encode(Image.new("RGB", (side, side), "white"), "PNG")
     other = holder(tmp_path / "turn.lock")
