@@ -93,7 +93,7 @@ keepalive = whole("GUNICORN_KEEPALIVE", 100, minimum=0)
 # Heroku sends SIGTERM and kills the dyno's processes 30 s later: requests in flight (an upload may take
 # UPLOAD_SECONDS to arrive) get most of that, and the master still exits before the kill.
 graceful_timeout = 25
-# Memory did not grow over 30,000 requests, so recycling is insurance against slow leaks in native
+# Memory did not grow over 10,000 requests (bench.load; 30,000 on an earlier host), so recycling is insurance against slow leaks in native
 # libraries (LiteRT, libheif, Pillow's decoders) on paths the load test does not take. At full load
 # (47 requests/s on the present host) a worker restarts about every 7 minutes and its 0.5 s start is lost in the noise;
 # the jitter keeps the two workers from restarting together.

@@ -57,11 +57,15 @@ def image_bytes() -> bytes:
             raise ImageError(400, "Send the image in a multipart field named 'image'.")
         return upload.read()
     if mimetype == "application/json":
-        whole_body()  # get_json parses the body read here
+        data = whole_body()  # get_json parses the body read here
         try:
             body = request.get_json(silent=True)
         except RecursionError:  # a 2 kB body of 1,000 nested lists: not what silent=True catches
             body = None
+        if body is None and data.strip() != b"null":
+            # Most often base64 with its line breaks pasted into the JSON as they are ($(base64 photo.jpg)).
+            raise ImageError(400, 'The body is not valid JSON (a line break inside a string is written \\n): '
+                                  'send {"image": "data:image/png;base64,..."}.')
         if not isinstance(body, dict) or not isinstance(body.get("image"), str):
             raise ImageError(400, 'Send JSON like {"image": "data:image/png;base64,..."}.')
         text = body["image"].strip()
@@ -71,7 +75,8 @@ def image_bytes() -> bytes:
                 raise ImageError(415, f"The data URL holds {match['type']}, not an image.")
             text = text[match.end():]
         try:
-            # Line breaks are allowed: the `base64` command and MIME wrap their output every 76 characters.
+            # Whitespace is ignored: the `base64` command and MIME wrap their output every 76 characters
+            # (sent as \\n escapes in the JSON string, or stripped by curl -d @file).
             return base64.b64decode(re.sub(r"\s+", "", text), validate=True)
         except (binascii.Error, ValueError):
             raise ImageError(400, "The 'image' field is not valid base64.") from None

@@ -57,8 +57,12 @@ def crop_inputs(samples: list[Sample], images: dict) -> np.ndarray:
 
 
 def compile_model(model: keras.Model, config, loss) -> None:
-    """AdamW with one epoch of warm-up, then a cosine decay to zero at the last step; or, in a run
-    whose weights are averaged (--average-from), the rate held after the warm-up (alpha=1)."""
+    """AdamW with one epoch of warm-up, then a cosine decay; or, in a run whose weights are averaged
+    (--average-from), the rate held after the warm-up (alpha=1).
+
+    Keras counts the decay's steps after the warm-up's, so the rate reaches zero one epoch after
+    the last step: at the last one it is still sin^2(pi / 2E) of its peak for E epochs (0.1% for
+    50 epochs, 3.8% for 8). The bundled models were trained so; kept for them to stay reproducible."""
     total = config.epochs * config.steps
     hold = 1.0 if config.average_from else 0.0
     schedule = keras.optimizers.schedules.CosineDecay(0.0, total, alpha=hold, warmup_target=config.lr,

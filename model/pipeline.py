@@ -19,7 +19,7 @@ from PIL import Image
 
 from model.data import MAX_DIGITS
 from model.drawing import Sheet
-from model.heatmap import LOCATOR_SIZE, intersection, iou
+from model.heatmap import LOCATOR_SIZE, distinct, intersection, iou
 from model.preprocess import Box, grow_box, protocol_crop
 from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL, Locator, Reader, Reading
 
@@ -37,7 +37,7 @@ MIN_WINDOW = 8  # pixels: a window of the picture narrower or lower than this ho
 @dataclass(frozen=True)
 class Candidate:
     box: Box  # left, top, width, height in the picture's pixels
-    score: float  # the localiser's belief that a number is centred here, 0-1
+    score: float  # the localiser's belief, 0-1, that a number is centred here: the best of its looks at this number
     reading: Reading
     digit_boxes: tuple[Box, ...] = ()  # one per digit, where the design yields them (a drawing read piece by piece)
 
@@ -120,7 +120,7 @@ class Pipeline:
         if not boxes or boxes[0][0] < self.locator.threshold:
             tiled, ms = self.search_tiles(image)
             model_ms += ms
-            boxes = sorted(boxes + tiled, key=lambda found: found[0], reverse=True)[:CANDIDATES]
+            boxes = distinct(boxes + tiled, CANDIDATES)  # the windows overlap: one number may be in two
         candidates = []
         for score, box in boxes:
             for _ in range(LOOKS - 1):
@@ -208,7 +208,8 @@ class Pipeline:
 
         The localiser runs once more on a window ZOOM times the box's size around it, where the
         number fills a third of the view, as in a typical SVHN photo; its best box there, if it
-        overlaps the first one, replaces it. -> (box, score, model ms).
+        overlaps the first one, replaces it, with the better of the two looks' scores: a number seen
+        surely from afar is no less one for being unsure up close. -> (box, score, model ms).
         """
         left, top, width, height = box
         side_w, side_h = width * ZOOM, height * ZOOM

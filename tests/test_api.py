@@ -159,6 +159,15 @@ def test_base64_wrapped_over_lines_is_read(client, test_samples):
     assert response.status_code == 200 and response.get_json()["number"] == raw.get_json()["number"] != ""
 
 
+def test_base64_wrapped_over_raw_lines_is_called_invalid_json(client, test_samples):
+    # printf '{"image": "%s"}' "$(base64 photo.png)": a raw line break is not allowed inside a JSON string.
+    wrapped = base64.encodebytes(test_samples[0].path.read_bytes()).decode()
+    raw = client.post("/predict", data='{"image": "' + wrapped + '"}', content_type="application/json")
+    assert raw.status_code == 400 and "not valid JSON" in raw.get_json()["error"]
+    null = client.post("/predict", data="null", content_type="application/json")  # valid JSON, no object
+    assert null.status_code == 400 and "not valid JSON" not in null.get_json()["error"]
+
+
 def test_upload_above_the_size_limit_is_413(app, test_samples):
     app.config["MAX_CONTENT_LENGTH"], saved = 1000, app.config["MAX_CONTENT_LENGTH"]
     try:
