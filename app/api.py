@@ -145,7 +145,7 @@ def predict():
             "digits": [[round(p, 4) for p in position] for position in best.reading.digit_probs],
         } if best else None,
         model_ms=round(answer.model_ms, 3),
-        model=pipeline.drawings.name if kind == "drawing" else pipeline.name,
+        model=pipeline.drawing_reader.name if kind == "drawing" else pipeline.name,
         image={"width": width, "height": height},
     )
 
@@ -153,4 +153,4 @@ def predict():
 @bp.get("/healthz")
 def healthz():
     pipeline = current_app.extensions["pipeline"]
-    return jsonify(status="ok", model=pipeline.name, drawing_model=pipeline.drawings.name)
+    return jsonify(status="ok", model=pipeline.name, drawing_model=pipeline.drawing_reader.name)

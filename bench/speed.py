@@ -92,7 +92,7 @@ def main() -> None:
     loaded = rss_mb()
     pipeline = app.extensions["pipeline"]
     invokes = {name: invoke_ms(model) for name, model in
-               (("localiser", pipeline.locator), ("reader", pipeline.reader), ("drawing reader", pipeline.drawings))}
+               (("localiser", pipeline.locator), ("reader", pipeline.reader), ("drawing reader", pipeline.drawing_reader))}
     client = app.test_client()
     files = sorted(Path(args.images).glob("*.png"))
     model_ms, total_ms = [], []
@@ -137,7 +137,7 @@ def main() -> None:
     print(f"machine: {cpu()}, Python {platform.python_version()}")
     sizes = " + ".join(f"{Path(app.config[key]).stat().st_size / 1e6:.1f} MB"
                        for key in ("LOCATOR_PATH", "MODEL_PATH", "DRAWING_MODEL_PATH"))
-    print(f"models: {pipeline.name} and {pipeline.drawings.name} ({sizes})")
+    print(f"models: {pipeline.name} and {pipeline.drawing_reader.name} ({sizes})")
     print(f"tensorflow imported: {'tensorflow' in sys.modules}")
     print(f"memory: {base:.0f} MB interpreter, {loaded:.0f} MB with app and model, {after_pngs:.0f} MB after {len(total_ms)} "
           f"photos, {rss_mb():.0f} MB after {len(drawing_ms)} drawings and {len(phone_ms) + len(bare_ms)} 12-megapixel JPEGs more")

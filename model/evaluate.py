@@ -178,7 +178,7 @@ def main() -> None:
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps({
-            "model": pipeline.reader.name, "locator": pipeline.locator.name, "drawing_model": pipeline.drawings.name,
+            "model": pipeline.reader.name, "locator": pipeline.locator.name, "drawing_model": pipeline.drawing_reader.name,
             "data": args.data or f"validation of {args.val_of}",
             # "confident" in the API: the pipeline's threshold (model.calibrate; the localiser card's key), not
             # the reader's own (its card's "confidence_threshold")

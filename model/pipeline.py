@@ -104,7 +104,7 @@ class Pipeline:
                  drawing_path: str | Path = DEFAULT_DRAWING):
         self.reader = Reader(reader_path)
         self.locator = Locator(locator_path)
-        self.drawings = Reader(drawing_path)
+        self.drawing_reader = Reader(drawing_path)
         self.name = f"{self.locator.name}+{self.reader.name}"
         # An answer is called confident at the confidence above which the pipeline's own answers on
         # validation photos were 98% right (model.calibrate): a box a little off or a number small
@@ -150,11 +150,11 @@ class Pipeline:
         box = sheet.box()
         if box is None:
             return Answer(False, None, [], 0.0)
-        candidates = [Candidate(box, 1.0, self.drawings.read(sheet.cut_out(box)))]
+        candidates = [Candidate(box, 1.0, self.drawing_reader.read(sheet.cut_out(box)))]
         parts = sheet.pieces
         if 1 < len(parts) <= MAX_DIGITS:
-            readings = [self.drawings.read(sheet.cut_out(part)) for part in parts]
-            apart = joined(readings, self.drawings.threshold)
+            readings = [self.drawing_reader.read(sheet.cut_out(part)) for part in parts]
+            apart = joined(readings, self.drawing_reader.threshold)
             if len(apart.number) <= MAX_DIGITS:
                 # When each piece reads one digit, the pieces are the digits' boxes (not when two touch).
                 one_each = all(len(r.number) == 1 for r in readings)

@@ -57,7 +57,7 @@ def test_reads_real_photos(client, test_samples, protocol, floor):
 def test_healthz_names_the_model(client, app):
     body = client.get("/healthz").get_json()
     pipeline = app.extensions["pipeline"]
-    assert body == {"status": "ok", "model": pipeline.name, "drawing_model": pipeline.drawings.name}
+    assert body == {"status": "ok", "model": pipeline.name, "drawing_model": pipeline.drawing_reader.name}
 
 
 def test_page_and_its_files(client):

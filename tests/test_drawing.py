@@ -144,7 +144,7 @@ def test_short_strokes_and_a_dash_beside_digits_are_still_read(pipeline):
 def test_the_api_reads_the_pad_as_a_drawing(client, app):
     png = encode(pen_drawing("385"))
     body = client.post("/predict?kind=drawing", data=png, content_type="image/png").get_json()
-    assert body["number"] == "385" and body["found"] and body["model"] == app.extensions["pipeline"].drawings.name
+    assert body["number"] == "385" and body["found"] and body["model"] == app.extensions["pipeline"].drawing_reader.name
     left, top, width, height = body["box"]  # the ink, with the pen's round ends
     assert 30 <= left <= 40 and 30 <= top <= 40 and abs(height - 120) <= 12
     assert abs(width - (pen_drawing("385").width - 80)) <= 12
@@ -182,7 +182,7 @@ def test_pieces_that_agree_on_the_count_win_on_confidence_and_box_each_digit(cli
         return Reading(digit, 0.99, True, [0.0] * 6, [[0.0] * 11] * 5, 0.1)
 
     calls = []
-    monkeypatch.setattr(pipeline.drawings, "read", read)
+    monkeypatch.setattr(pipeline.drawing_reader, "read", read)
     body = client.post("/predict?kind=drawing", data=encode(drawing), content_type="image/png").get_json()
     assert body["number"] == "385" and body["confidence"] == pytest.approx(0.99 ** 3, abs=1e-4)
     assert [c["number"] for c in body["candidates"]] == ["385", "385"] and body["probabilities"]["length"] == []
@@ -192,7 +192,7 @@ def test_pieces_that_agree_on_the_count_win_on_confidence_and_box_each_digit(cli
         assert left <= x and x + w <= left + width and top <= y and y + h <= top + height
 
     calls.clear()  # a whole reading with another count wins, however unsure: the pieces may split a digit
-    monkeypatch.setattr(pipeline.drawings, "read", lambda cut: read(cut, whole="38"))
+    monkeypatch.setattr(pipeline.drawing_reader, "read", lambda cut: read(cut, whole="38"))
     body = client.post("/predict?kind=drawing", data=encode(drawing), content_type="image/png").get_json()
     assert body["number"] == "38" and body["digit_boxes"] is None
 

@@ -135,7 +135,7 @@ def test_the_models_and_the_server_are_set_from_the_environment(monkeypatch, tmp
         monkeypatch.delenv(name, raising=False)
     app = create_app({"TESTING": True})
     pipeline = app.extensions["pipeline"]
-    assert (pipeline.reader.path, pipeline.locator.path, pipeline.drawings.path) == \
+    assert (pipeline.reader.path, pipeline.locator.path, pipeline.drawing_reader.path) == \
         (tmp_path / "my-svhn.tflite", tmp_path / "my-locator.tflite", tmp_path / "my-drawing.tflite")
     assert app.wsgi_app.seconds == 12.5
     # A model that is not there stops the app at start, with the path in the message.
