@@ -1,7 +1,7 @@
 """gunicorn settings, read by the Procfile's command (Heroku) and by `make run`.
 
 Chosen from `python -m bench.load` and `python -m bench.peak` on the project's 2-core machine (figures
-in the README, "Load"): a read's CPU cost is the same whatever the workers and
+in docs/performance.md, "Load"): a read's CPU cost is the same whatever the workers and
 threads, a worker holds about 91 MB and does not grow over 10,000 requests, and the costliest
 picture the limits let in takes a worker and the child that decodes it (app/isolated.py) to about
 280 MB for the moment it is decoded.
@@ -72,7 +72,8 @@ def pre_request(worker, req):
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # One worker per core: the work is CPU-bound numpy/Pillow/LiteRT, so more processes only add memory
 # (about 91 MB each). Two workers and the master take about 210 MB of a 512 MB dyno, which leaves room for
-# one worst-case picture at a time, and the server decodes one at a time whatever the worker (above; README, "Load").
+# one worst-case picture at a time, and the server decodes one at a time whatever the worker
+# (above; docs/performance.md, "Load").
 # Heroku's buildpack sets WEB_CONCURRENCY by dyno size (2 on 512 MB dynos, 4 or more on larger ones).
 workers = whole("WEB_CONCURRENCY", 2)
 # A second thread receives the next upload and answers /healthz while the first reads an image;

@@ -9,8 +9,8 @@ child, the request gets a 4xx (a 503 where the child was killed from outside), a
 serving.
 
 The fork shares the worker's memory until written; with the child's first writes, its exit and the
-worker's own first writes after it, a child costs 6 to 34 ms a picture on the project's machine (README,
-"Speed and memory"). The decoded picture (RGB, at most 2,048 pixels a side) comes back through a pipe. The worker's
+worker's own first writes after it, a child costs 6 to 34 ms a picture on the project's machine (docs/performance.md,
+"Runs before and after"). The decoded picture (RGB, at most 2,048 pixels a side) comes back through a pipe. The worker's
 one-large-picture-at-a-time rule (app/images.py, app/turn.py) is kept by the worker: the child asks for its turn
 and waits. Elsewhere than on Linux (a developer's macOS or Windows), the picture is decoded in the worker.
 """
@@ -39,7 +39,7 @@ from app.images import ImageError
 log = logging.getLogger(__name__)  # under Flask's own logger ("app"), so its lines go where the app's do
 # What a child may add to the worker's memory (its writable data, which counts the decoder's buffers but
 # not the pages it shares with the worker). The costliest picture the limits let in adds about 180 MB
-# (README, "Load"); above this, allocations fail and the upload is refused (413).
+# (docs/performance.md, "Worst-case memory"); above this, allocations fail and the upload is refused (413).
 MEMORY_BYTES = 300_000_000
 # CPU seconds a child may spend. The costliest picture decodes in about half a second here.
 CPU_SECONDS = 10

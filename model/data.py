@@ -55,7 +55,7 @@ def load_samples(folder: str | Path) -> list[Sample]:
     else:
         raise InputError(f"{folder} has neither labels.json nor digitStruct.mat (a labelled SVHN folder, or a root holding train/)")
     if not isinstance(labels, dict):
-        raise InputError(f"{folder}: labels map each image's file name to its digits, as README's Training section shows")
+        raise InputError(f"{folder}: labels map each image's file name to its digits, as docs/training.md shows")
     samples = []
     for name, digits in labels.items():
         try:

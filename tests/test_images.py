@@ -70,7 +70,7 @@ def test_truncated_files():
 
 def test_too_many_pixels_is_refused_before_decoding():
     assert status_of(encode(Image.new("L", (2000, 1000))), max_pixels=1_000_000) == 413
-    # The limit itself is allowed (the README: "at most"), one pixel more is not.
+    # The limit itself is allowed (the README's limits table: "largest image"), one pixel more is not.
     assert decode_image(encode(Image.new("L", (1000, 1000))), 1_000_000).size == (1000, 1000)
     assert status_of(encode(Image.new("L", (1000, 1000))), max_pixels=999_999) == 413
 
