@@ -155,13 +155,17 @@ function newObjectUrl(blob) {
 }
 
 // On phones the result sits below the inputs: bring it into view for a photo or a sample
-// (not for a drawing, whose pad the visitor is still using).
+// (not for a drawing, whose pad the visitor is still using). Once read, the number and whether it
+// is sure must show too: below a phone photo's picture they end at the screen's edge or past it.
 function revealResult() {
-  const card = $('result');
-  const top = card.getBoundingClientRect().top;
-  if (top >= 0 && top < window.innerHeight / 2) return;
+  const top = $('result').getBoundingClientRect().top;
+  const answer = $('reading').hidden ? null : $('sureness').getBoundingClientRect().bottom + 12;
+  if (top >= 0 && top < window.innerHeight / 2 && (answer === null || answer <= window.innerHeight)) return;
+  // The card's top at the screen's top, unless the answer would still be below the screen's edge.
+  const by = answer === null || answer - top <= window.innerHeight ? top : answer - window.innerHeight;
   const smooth = !window.matchMedia('(prefers-reduced-motion: reduce)').matches;
-  card.scrollIntoView({ behavior: smooth ? 'smooth' : 'auto', block: 'start' });
+  // From where the page is now, so that a reveal during another's smooth scroll aims at the same place.
+  window.scrollTo({ top: window.scrollY + by, behavior: smooth ? 'smooth' : 'auto' });
 }
 
 // ---------- Photos: picker, drop, paste ----------

@@ -641,6 +641,33 @@ def test_phone_width(open_page, photo_210):
     assert page.locator("#pad-answer").is_visible()
 
 
+@pytest.mark.parametrize("size", [(4000, 3000), (3000, 4000)])
+def test_a_phone_photo_brings_its_answer_into_view(open_page, photo_210, tmp_path, size):
+    # An iPhone 13's screen (390x664): a photo's picture fills most of it, and the number and
+    # whether it is sure come below the picture. They must be on screen once read, not under its edge.
+    phone = {"width": 390, "height": 664}
+    # Scrolled at once (no smooth scrolling), so that what is seen once read is where the page stays.
+    page = open_page(phone, has_touch=True, is_mobile=True, device_scale_factor=3, reduced_motion="reduce").open()
+    big = tmp_path / "phone.jpg"
+    with Image.open(photo_210) as photo:
+        photo.resize(size).save(big, quality=90)
+    page.set_input_files("#file", str(big))
+    assert reading(page) == "210"
+    page.wait_for_function("document.getElementById('busy').textContent === ''")
+    number, sure = page.locator("#number").bounding_box(), page.locator("#sureness").bounding_box()
+    assert number["y"] >= 0 and sure["y"] + sure["height"] <= phone["height"]
+
+
+def test_a_tapped_button_does_not_keep_the_hover_colour(open_page):
+    # A touch screen has no hover, but Chromium keeps the last tapped element :hover-ed.
+    page = open_page(PHONE, has_touch=True, is_mobile=True).open()
+    background = "el => getComputedStyle(el).backgroundColor"
+    before = page.eval_on_selector("#read", background)
+    page.tap("#read")  # nothing drawn: an error, and the button stays where the finger was
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.eval_on_selector("#read", background) == before
+
+
 def test_larger_text_does_not_push_the_page_sideways(open_page, photo_210):
     # The browser's text size made larger (not zoom, which narrows the layout too): the probability
     # table is wider than a phone then, and scrolls in its own box.
