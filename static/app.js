@@ -11,6 +11,8 @@ const AUTO_READ_MS = 800; // a pause this long after a stroke reads the drawing
 // Heroku's router gives up on a request after 30 s, and no read takes near that: waiting longer
 // for an answer is waiting for one that will not come.
 const ANSWER_MS = 35000;
+// 35 s at 60 kbit/s, a weak mobile signal's upload: a picture of this size or more may not have been sent.
+const SLOW_SEND_BYTES = 250000;
 // Room for the multipart wrapper around the file (boundary, headers, file name): the server's
 // limit counts the whole request, so a file just under it is re-encoded rather than refused.
 const FORM_BYTES = 8192;
@@ -29,6 +31,7 @@ let controller = null;
 let objectUrl = null;
 let source = null; // what the result shows: 'photo', 'drawing' or 'sample'
 let timer = null; // the drawing's pending automatic read
+let underWay = null; // the kind of read under way, if any
 
 // kind: 'drawing' for the pad, whose ink is the number; 'photo' for anything else.
 async function post(blob, kind, signal) {
@@ -40,9 +43,16 @@ async function post(blob, kind, signal) {
   const stop = () => request.abort();
   signal.addEventListener('abort', stop);
   const clock = setTimeout(stop, ANSWER_MS);
+  let answered = false; // the answer's headers came: the picture was sent
   const failed = (e, otherwise) => {
     if (signal.aborted) return e;
     if (request.signal.aborted) {
+      // fetch() cannot tell an upload still under way from a server still thinking; a picture this
+      // big on one bar of signal is the likelier (the server itself gives up on a body after 30 s).
+      if (!answered && blob.size >= SLOW_SEND_BYTES) {
+        return new Problem('No answer within ' + ANSWER_MS / 1000 + ' seconds: on a slow connection a picture of ' +
+          mb(blob.size) + ' can take longer than that to send. Try again with a better signal, or a smaller photo.');
+      }
       return new Problem('The reader did not answer within ' + ANSWER_MS / 1000 + ' seconds. Try again in a moment.');
     }
     return otherwise;
@@ -52,6 +62,7 @@ async function post(blob, kind, signal) {
     try {
       // No Content-Type header: the browser adds the multipart boundary itself.
       res = await fetch('/predict?kind=' + kind, { method: 'POST', body: form, signal: request.signal });
+      answered = true;
     } catch (e) {
       throw failed(e, new Problem('Could not reach the reader. Check your connection and try again.'));
     }
@@ -100,6 +111,7 @@ async function read(kind, picture, makeBlob, { truth = null, reveal = false } = 
   controller = new AbortController();
   const { signal } = controller;
   source = kind;
+  underWay = kind;
   for (const b of document.querySelectorAll('.sample[aria-current]')) b.removeAttribute('aria-current');
   result.clearReading();
   result.showPicture(picture, reveal ? revealResult : null);
@@ -124,6 +136,7 @@ async function read(kind, picture, makeBlob, { truth = null, reveal = false } = 
     if (kind === 'drawing') padAnswer(message);
   } finally {
     if (mine === ticket) {
+      underWay = null;
       result.setBusy(false);
       if (reveal) revealResult();
     }
@@ -133,6 +146,7 @@ async function read(kind, picture, makeBlob, { truth = null, reveal = false } = 
 function cancel() {
   ticket++;
   if (controller) controller.abort();
+  underWay = null;
   result.setBusy(false);
 }
 
@@ -253,8 +267,17 @@ const pad = new Pad(canvas, {
   },
   onStrokeEnd: () => schedule(),
 });
-// A new stroke postpones the automatic read: the visitor is still drawing.
-canvas.addEventListener('pointerdown', () => clearTimeout(timer));
+// A new stroke postpones the automatic read: the visitor is still drawing. A read of the drawing
+// already under way no longer describes the pad, and its answer would come mid-stroke (a 7's first
+// stroke read as a confident 1): it is dropped, and the stroke's end reads the pad again.
+canvas.addEventListener('pointerdown', (e) => {
+  if (e.pointerType === 'mouse' && e.button !== 0) return; // not a stroke (pad.js)
+  clearTimeout(timer);
+  if (underWay === 'drawing') {
+    cancel();
+    padAnswer('');
+  }
+});
 window.matchMedia('(resolution: ' + (window.devicePixelRatio || 1) + 'dppx)').addEventListener('change', () => pad.resize());
 
 function schedule() {

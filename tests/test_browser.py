@@ -224,6 +224,39 @@ def test_a_tap_on_the_pad_is_no_number(page, moved):
     wait_for_number(page, "No number found")
 
 
+def test_a_stroke_begun_during_a_read_drops_that_read(page):
+    # A finger lifted a second between a 7's two strokes: the first stroke's read is under way when
+    # the second begins, and its answer ("1") must not show while the visitor draws.
+    held = []
+    page.route("**/predict?kind=drawing", lambda route: held.append(route))
+    page.locator("#pad").scroll_into_view_if_needed()
+    pad = page.locator("#pad").bounding_box()
+    x, y = pad["x"] + pad["width"] / 2, pad["y"] + pad["height"] / 2
+
+    def line(dx, dy):
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + dx, y + dy, steps=5)
+
+    line(0, 60)
+    page.mouse.up()
+    page.wait_for_function("() => document.getElementById('busy').textContent !== ''")  # read after the pause
+    line(40, 0)  # the next stroke begins, still held down
+    try:
+        held[0].fulfill(json=canned("1"))
+    except Exception:  # noqa: BLE001 - the page has already given that request up
+        pass
+    page.wait_for_timeout(300)
+    assert page.is_hidden("#reading") and page.text_content("#busy") == ""
+    page.mouse.up()
+    for _ in range(100):  # the stroke's end reads the pad again
+        if len(held) == 2:
+            break
+        page.wait_for_timeout(50)
+    held[1].fulfill(json=canned("7"))
+    wait_for_number(page, "7")
+
+
 def test_a_photo_chosen_just_after_drawing_keeps_its_answer(page, photo_210):
     drawings = []
     page.on("request", lambda request: drawings.append(request.url) if "kind=drawing" in request.url else None)
@@ -322,6 +355,23 @@ def test_a_server_that_never_answers_is_given_up_on(open_page, photo_210):
     page.wait_for_selector("#error:not([hidden])")
     assert page.text_content("#error") == "The reader did not answer within 35 seconds. Try again in a moment."
     assert page.text_content("#busy") == ""
+
+
+def test_a_big_picture_unanswered_is_blamed_on_the_connection(open_page, tmp_path):
+    # On one bar of signal a phone photo takes longer to send than the page waits: "try again in a
+    # moment" would fail the same way.
+    noisy = tmp_path / "noisy.png"
+    Image.frombytes("RGB", (600, 400), os.urandom(600 * 400 * 3)).save(noisy)  # noise: no encoding makes it small
+    browser_page = open_page()
+    browser_page.page.clock.install()
+    page = browser_page.open()
+    page.route("**/predict?*", lambda route: None)
+    with page.expect_request("**/predict?*"):
+        page.set_input_files("#file", str(noisy))
+    page.clock.fast_forward(36_000)
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error").startswith("No answer within 35 seconds: on a slow connection a picture of 0.")
+    assert "smaller photo" in page.text_content("#error")
 
 
 def test_a_server_that_stalls_after_its_headers_is_given_up_on(open_page, photo_210, live_server):
