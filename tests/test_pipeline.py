@@ -187,29 +187,6 @@ def test_a_big_picture_where_nothing_is_found_is_searched_again_in_overlapping_w
     assert answer.found and answer.best.box == (890, 545, 20, 10)  # back in the picture's pixels
 
 
-class SpotsLocator(WindowLocator):
-    """As WindowLocator, for several numbers: a window answers the best-scored spot it holds."""
-
-    def __init__(self, spots):
-        super().__init__(spot=None)
-        self.spots = spots  # {(x, y): score}
-
-    def find(self, image, limit=3):
-        self.runs += 1
-        left, top = getattr(image, "window", (0, 0))
-        inside = [(score, (x - left - 10, y - top - 5, 20, 10)) for (x, y), score in self.spots.items()
-                  if left <= x < left + image.width and top <= y < top + image.height]
-        return (sorted(inside, reverse=True)[:limit] if self.runs > 1 else []), 1.0
-
-
-def test_a_number_in_two_windows_is_one_candidate_not_two():
-    # (500, 50) lies where the two upper windows overlap, so both find it; the second candidate
-    # must be the other number, in the lower windows, not the first found again.
-    locator = SpotsLocator({(500, 50): 0.8, (500, 550): 0.7})
-    answer = fake_pipeline(FakeReader(0.9), locator).read(windows_of(Image.new("RGB", (1000, 600), "white")))
-    assert [c.box for c in answer.candidates] == [(490, 45, 20, 10), (490, 545, 20, 10)]
-
-
 def test_a_small_picture_or_a_number_found_at_first_sight_is_not_searched_again():
     small = fake_pipeline(FakeReader(0.9), WindowLocator(spot=(100, 100)))
     assert not small.read(windows_of(Image.new("RGB", (300, 200), "white"))).found and small.locator.runs == 1
