@@ -27,6 +27,9 @@ SPECK = 0.15  # a piece less tall than this share of the drawing is a stray dot,
 # one piece are at least 1.41 (bold, blotted digits): the margin is thin, and no digit is lost.
 FLATTEST = 1.4
 MARK_SIDE = 256  # the longest side at which a piece is measured for it (the pad is 240 pixels tall)
+# The widest gap between digits the drawing reader learnt from (model/handwriting.py), in the ink's
+# heights. Read whole, digits drawn further apart are small in a wide strip, out of what it saw.
+WIDEST_GAP = 0.5
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,25 @@ class Sheet:
         boxes = [(left + start, top, width, height) for (left, top, width, height), start in zip(boxes, edges[0::2])]
         tallest = max((box[3] for box in boxes), default=0)
         return [box for box in boxes if box[3] >= SPECK * tallest]
+
+    def closed_up(self) -> Sheet:
+        """The drawing with every gap between its pieces of ink cut down to WIDEST_GAP of the ink's
+        height: how far apart the digits were drawn says nothing of what they are. Itself when no
+        gap is wider."""
+        box = box_of(self.ink)
+        if box is None:
+            return self
+        widest = max(1, round(WIDEST_GAP * box[3]))
+        inked = self.ink.any(axis=0)
+        edges = np.flatnonzero(np.diff(np.concatenate([[True], inked, [True]]).astype(np.int8)))
+        # Runs of blank columns between the first and last inked ones: (start, end) pairs.
+        gaps = [(start, end) for start, end in zip(edges[0::2], edges[1::2]) if start > 0 and end < len(inked)]
+        if all(end - start <= widest for start, end in gaps):
+            return self
+        keep = np.ones(len(inked), bool)
+        for start, end in gaps:
+            keep[start + widest:end] = False
+        return Sheet.of(Image.fromarray(np.asarray(self.grey)[:, keep]))
 
     def cut_out(self, box: Box, margin: float = CROP_MARGIN) -> Image.Image:
         """The crop protocol's cut (box grown by `margin` per side) of the box's own columns alone,

@@ -153,7 +153,8 @@ class Pipeline:
         box = sheet.box()
         if box is None:
             return Answer(False, None, [], 0.0)
-        candidates = [Candidate(box, 1.0, self.drawing_reader.read(sheet.cut_out(box)))]
+        closed = sheet.closed_up()  # digits drawn far apart, read whole as if drawn closer
+        candidates = [Candidate(box, 1.0, self.drawing_reader.read(closed.cut_out(closed.box())))]
         parts = sheet.pieces
         if 1 < len(parts) <= MAX_DIGITS:
             readings = [self.drawing_reader.read(sheet.cut_out(part)) for part in parts]

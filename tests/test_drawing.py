@@ -114,6 +114,29 @@ def pen_marks(*lines, width=16) -> Image.Image:
     return image
 
 
+def test_wide_gaps_between_pieces_are_closed_up_to_the_widest_learnt():
+    # Two strokes 140 pixels apart, 100 tall: the gap is cut to WIDEST_GAP of the ink's height;
+    # the margins around the ink and a gap already narrow enough are left as they are.
+    from model.drawing import WIDEST_GAP
+
+    drawing = Sheet.of(pen_marks((100, 70, 100, 170), (240, 70, 240, 170)))
+    closed = drawing.closed_up()
+    (left, _, _, height), (right, *_) = drawing.pieces
+    (closed_left, *_), (closed_right, *_) = closed.pieces
+    assert closed_left == left and closed_right - (closed_left + drawing.pieces[0][2]) == round(WIDEST_GAP * height)
+    assert closed.grey.width == drawing.grey.width - (right - left - drawing.pieces[0][2] - round(WIDEST_GAP * height))
+    near = Sheet.of(pen_marks((100, 70, 100, 170), (140, 70, 140, 170)))
+    assert near.closed_up() is near
+
+
+def test_digits_drawn_far_apart_are_read_as_drawn_close(pipeline):
+    # "11" as two plain strokes across the pad: read whole, the reader saw two thin marks far
+    # apart in a wide strip, beyond the gaps it learnt from, and read 111.
+    for gap in (80, 140, 200):
+        answer = pipeline.read_drawing(pen_marks((140, 70, 140, 170), (140 + gap, 70, 140 + gap, 170)))
+        assert answer.number == "11", gap
+
+
 @pytest.mark.parametrize("lines", [[(240, 120, 240, 120)], [(240, 118, 240, 122)], [(150, 120, 330, 120)],
                                    [(230, 120, 250, 120)]], ids=["tap", "tap that moved 4 px", "dash", "short dash"])
 def test_a_tap_or_a_dash_is_no_number(pipeline, lines):
