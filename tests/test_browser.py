@@ -718,6 +718,22 @@ def test_a_tapped_button_does_not_keep_the_hover_colour(open_page):
     assert page.eval_on_selector("#read", background) == before
 
 
+@pytest.mark.parametrize("screen", [{"width": 568, "height": 320}, {"width": 839, "height": 412}],
+                         ids=["short, one column", "wide enough for two columns"])
+def test_a_phone_turned_sideways_shows_the_drawings_answer_under_the_pad(open_page, screen):
+    # Sideways, the result card's number is above or below the screen while the visitor draws: the
+    # answer under the pad must show, and fit the screen with the pad, once the pad is at its top.
+    page = open_page(screen, has_touch=True, is_mobile=True).open()
+    draw(page, "4", fill=0.7)
+    page.click("#read")
+    page.wait_for_function("() => document.getElementById('pad-answer').textContent.startsWith('Read 4')")
+    page.eval_on_selector("#pad", "pad => pad.scrollIntoView({block: 'start'})")
+    answer = page.locator("#pad-answer")
+    assert answer.is_visible()
+    box = answer.bounding_box()
+    assert box["y"] + box["height"] <= screen["height"]
+
+
 def test_larger_text_does_not_push_the_page_sideways(open_page, photo_210):
     # The browser's text size made larger (not zoom, which narrows the layout too): the probability
     # table is wider than a phone then, and scrolls in its own box.
