@@ -9,13 +9,15 @@ with "init_trunk" (a column reader, "sequence_head": "ctc") from its conv layers
 with "ensemble" trains nothing but averages the named stages' readers (model/ensemble.py). The
 photo reader (the stage named by export.reader, else the last) is exported to --out with its
 model card; a stage with "export" (the canvas's drawing reader) to that file beside --out.
-A stage whose RUNS/<run>/train.json already records a result is not run again, so an
-interrupted recipe picks up where it stopped.
+A stage whose RUNS/<run>/train.json already records a result, trained with the settings the
+stage has now, is not run again, so an interrupted recipe picks up where it stopped; one trained
+otherwise (other data, a quick run's epochs) stops the recipe before anything trains.
 """
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from model.cli import InputError, said_plainly
@@ -46,6 +48,82 @@ def shortened(settings: dict, overrides: dict) -> dict:
     return settings
 
 
+def stage_settings(stage: dict, runs: Path, mnist: str | None, unlabelled: str | None, overrides: dict) -> dict:
+    """The Config fields (less data and out) a training stage is run with."""
+    settings = shortened(stage.get("train", {}), overrides)
+    if settings.pop("mnist", False):
+        if not mnist:
+            raise SystemExit(f"stage {stage['run']} learns from handwriting: give --mnist")
+        settings["mnist"] = mnist
+    if "pseudo_from" in stage:
+        if not unlabelled:
+            raise SystemExit(f"stage {stage['run']} learns from unlabelled photos: give --unlabelled")
+        settings["pseudo"] = str(runs / f"pseudo-{stage['pseudo_from']}.json")
+    for key in ("init", "init_trunk"):  # a stage ("stage2": its best epoch) or a checkpoint ("stage2/last.keras")
+        if key in stage:
+            start = runs / stage[key]
+            settings[key] = str(start if start.suffix == ".keras" else start / "best.keras")
+    return settings
+
+
+# Where a run went, and how many processes drew its (the same) batches, change nothing in it.
+UNCOMPARED = ("out", "workers")
+PATHS = ("data", "mnist", "pseudo", "init", "init_trunk", "teacher")
+
+
+def differences(recorded: dict, expected: dict) -> list[str]:
+    """`key: recorded != expected` for each setting the record holds that differs (paths compared resolved)."""
+    said = []
+    for key, value in expected.items():
+        if key in UNCOMPARED or key not in recorded:  # a run from before a setting existed was trained without it
+            continue
+        was = recorded[key]
+        if key in PATHS and was and value:
+            was, value = Path(was).resolve(), Path(value).resolve()
+        elif key == "members":
+            was, value = [Path(p).resolve() for p in was if p], [Path(p).resolve() for p in value]
+        if was != value:
+            said.append(f"{key}: {recorded[key]} != {expected[key]}")
+    return said
+
+
+def depends_on(stage: dict) -> list[str]:
+    """The earlier stages whose model this stage's run was made from."""
+    starts = [stage[key].split("/")[0] for key in ("init", "init_trunk", "pseudo_from") if key in stage]
+    return starts + stage.get("ensemble", [])
+
+
+def finished_stages(recipe: dict, data: str, runs: Path, settings: dict, config_class) -> set[str]:
+    """The stages whose folder already holds a finished run made as it would be made now, which are
+    not trained again. A finished run made otherwise (other data, a quick run's epochs, a README
+    single run) stops the recipe before its first stage trains, rather than being kept or lost."""
+    root = Path(data)
+    folder = root / "train" if (root / "train").is_dir() else root  # what model.train records as its data
+    done, stale = set(), []
+    for stage in recipe["stages"]:
+        record_file = runs / stage["run"] / "train.json"
+        record = json.loads(record_file.read_text()) if record_file.exists() else {}
+        if not {"train_seconds", "members"} & set(record):
+            continue  # never trained, or interrupted: trained (again) from the start
+        if "ensemble" in stage:
+            said = differences({"members": [m.get("out") for m in record["members"]]},
+                               {"members": [str(runs / member) for member in stage["ensemble"]]})
+        else:
+            expected = asdict(config_class(data=str(folder), out=str(runs / stage["run"]), **settings[stage["run"]]))
+            said = differences(record, json.loads(json.dumps(expected)))  # as JSON holds it: a tuple is a list
+        said += [f"made from {runs / start}, which is trained again" for start in depends_on(stage) if start not in done]
+        if said:
+            stale.append((runs / stage["run"], said))
+        else:
+            done.add(stage["run"])
+    if stale:
+        (first, said), others = stale[0], [str(folder) for folder, _ in stale[1:]]
+        more = f"; so do {', '.join(others)}" if others else ""
+        raise InputError(f"{first} holds a run trained otherwise ({'; '.join(said)}){more}: delete "
+                         f"{'them' if others else 'it'} to train again, or give another --runs")
+    return done
+
+
 def export_targets(recipe: dict, out: Path) -> dict[str, Path]:
     """Stage -> the .tflite it is exported to: the photo reader to `out`, a stage with "export"
     (the drawing reader) beside it."""
@@ -62,33 +140,25 @@ def run_recipe(recipe: dict, data: str, unlabelled: str | None, mnist: str | Non
     from model.train import Config, train
 
     check_inputs(recipe, data, unlabelled, mnist)
+    settings = {stage["run"]: stage_settings(stage, runs, mnist, unlabelled, overrides or {})
+                for stage in recipe["stages"] if "ensemble" not in stage}
+    done = finished_stages(recipe, data, runs, settings, Config)
     for stage in recipe["stages"]:
         folder = runs / stage["run"]
-        done = folder / "train.json"
-        if done.exists() and {"train_seconds", "members"} & set(json.loads(done.read_text())):
+        if stage["run"] in done:
             print(f"stage {stage['run']}: already trained in {folder}")
             continue
+        (runs / f"pseudo-{stage['run']}.json").unlink(missing_ok=True)  # read by the run trained over now
         if "ensemble" in stage:
             from model.ensemble import build
 
             print(f"stage {stage['run']}: averaging {', '.join(stage['ensemble'])} into {folder}")
             build([runs / member for member in stage["ensemble"]], folder)
             continue
-        settings = shortened(stage.get("train", {}), overrides or {})
-        if settings.pop("mnist", False):
-            if not mnist:
-                raise SystemExit(f"stage {stage['run']} learns from handwriting: give --mnist")
-            settings["mnist"] = mnist
         if "pseudo_from" in stage:
-            if not unlabelled:
-                raise SystemExit(f"stage {stage['run']} learns from unlabelled photos: give --unlabelled")
-            settings["pseudo"] = str(pseudo_labels(runs / stage["pseudo_from"], unlabelled))
-        for key in ("init", "init_trunk"):  # a stage ("stage2": its best epoch) or a checkpoint ("stage2/last.keras")
-            if key in stage:
-                start = runs / stage[key]
-                settings[key] = str(start if start.suffix == ".keras" else start / "best.keras")
+            pseudo_labels(runs / stage["pseudo_from"], unlabelled)
         print(f"stage {stage['run']}: training into {folder}")
-        train(Config(data=data, out=str(folder), **settings), verbose=2)
+        train(Config(data=data, out=str(folder), **settings[stage["run"]]), verbose=2)
     quantize = recipe.get("export", {}).get("quantize", "none")
     cards = {}
     for run, target in export_targets(recipe, out).items():

@@ -56,6 +56,59 @@ def test_the_recipe_names_a_missing_folder_before_its_first_stage(tmp_path):
     said_in_one_line(command("model.train", f"--recipe={tmp_path / 'missing.json'}", "--data", "x"), "missing.json")
 
 
+def finished(runs: Path, run: str, **settings) -> None:
+    """A finished model.train run in RUNS/RUN as train.json records it, without training one."""
+    from dataclasses import asdict
+
+    from model.train import Config
+
+    config = Config(data=str(FIXTURES / "svhn_train"), out=str(runs / run), **settings)
+    (runs / run).mkdir(parents=True)
+    (runs / run / "train.json").write_text(json.dumps(dict(asdict(config), train_seconds=1, best_val_number_acc=0.5)))
+
+
+def refused_before_training(monkeypatch, recipe: dict, runs: Path, data: str = str(FIXTURES / "svhn_train"),
+                            overrides: dict | None = None) -> str:
+    import model.train
+    from model.recipe import run_recipe
+
+    monkeypatch.setattr(model.train, "train", lambda *args, **kwargs: pytest.fail("a stage trained before the check"))
+    with pytest.raises(InputError) as caught:
+        run_recipe(recipe, data, None, None, runs, runs / "reader.tflite", overrides)
+    return str(caught.value)
+
+
+def test_a_stage_trained_otherwise_is_named_before_any_stage_trains(tmp_path, monkeypatch):
+    # A finished run was once skipped whatever it had been trained with: another --data, or a quick
+    # run's epochs, went unnoticed, and the recipe exported the old model.
+    recipe = {"stages": [{"run": "base", "train": {}}, {"run": "second", "init": "base", "train": {"epochs": 3}}]}
+    finished(tmp_path, "base", epochs=1, steps=2)
+    said = refused_before_training(monkeypatch, recipe, tmp_path, overrides={"epochs": 3, "steps": 5})
+    assert said.startswith(f"{tmp_path / 'base'} holds a run trained otherwise (epochs: 1 != 3; steps: 2 != 5)")
+    assert said.endswith("delete it to train again, or give another --runs")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "labels.json").write_text((FIXTURES / "svhn_train" / "labels.json").read_text())
+    said = refused_before_training(monkeypatch, recipe, tmp_path, str(other), {"epochs": 1, "steps": 2})
+    assert f"data: {FIXTURES / 'svhn_train'} != {other}" in said
+
+
+def test_a_stage_made_from_one_trained_again_is_named_too(tmp_path, monkeypatch):
+    from model.recipe import finished_stages, stage_settings
+    from model.train import Config
+
+    recipe = {"stages": [{"run": "base", "train": {}}, {"run": "second", "init": "base", "train": {}}]}
+    finished(tmp_path, "second", init=str(tmp_path / "base" / "best.keras"))
+    said = refused_before_training(monkeypatch, recipe, tmp_path)
+    assert said.startswith(f"{tmp_path / 'second'} holds a run trained otherwise (made from {tmp_path / 'base'}, "
+                           "which is trained again)")
+    finished(tmp_path, "base")  # the same settings, the data named another way: both are kept
+    settings = {stage["run"]: stage_settings(stage, tmp_path, None, None, {}) for stage in recipe["stages"]}
+    data = str(Path(FIXTURES.relative_to(ROOT)) / "svhn_train")
+    monkeypatch.chdir(ROOT)
+    assert finished_stages(recipe, data, tmp_path, settings, Config) == {"base", "second"}
+
+
 def test_export_with_a_wrong_test_folder_writes_nothing(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
