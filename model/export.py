@@ -22,6 +22,9 @@ from model.data import load_samples
 from model.heatmap import GRID, LOCATOR_SIZE
 from model.preprocess import INPUT_SIZE
 
+# What each kind's card reads from train.json, which a run that did not finish lacks.
+CARD_NEEDS = {"sequence": ("val_images", "best_val_number_acc", "best_epoch"),
+              "drawing": ("best_val_handwriting_acc", "best_epoch"), "locator": ("val_images", "best_epoch")}
 RESULTS = ("out", "best_val_number_acc", "best_val_found", "best_epoch", "confidence_threshold", "found_threshold")
 
 
@@ -50,8 +53,22 @@ def kind_of(trained: dict) -> str:
     return "drawing" if trained.get("monitor") == "val_handwriting_acc" else "sequence"
 
 
+def finished_record(run: Path) -> dict:
+    """The run's train.json, once its training finished: an interrupted run leaves a best.keras
+    but no result for the card, which must be found out before the .tflite is written over."""
+    path = run / "train.json"
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (--run is a model.train or model.train_locator output folder)")
+    trained = json.loads(path.read_text())
+    missing = [key for key in CARD_NEEDS[kind_of(trained)] if key not in trained]
+    if missing:  # written at the end of training (model.train, model.ensemble, model.recover)
+        raise InputError(f"{run} was interrupted: its train.json holds no result ({', '.join(missing)}); "
+                         f"train it again to the end")
+    return trained
+
+
 def model_card(run: Path, out: Path, quantize: str, test: dict | None) -> dict:
-    trained = json.loads((run / "train.json").read_text())
+    trained = finished_record(run)
     kind = kind_of(trained)
     card = {
         "name": f"svhn-{kind}-{datetime.date.today():%Y%m%d}-{run.name}",
@@ -101,7 +118,8 @@ def main() -> None:
     with said_plainly():
         if not (run / args.checkpoint).is_file():
             raise InputError(f"{run / args.checkpoint}: no such checkpoint (--run is a model.train or model.train_locator output folder)")
-        if args.test_data and is_locator(json.loads((run / "train.json").read_text())):
+        trained = finished_record(run)
+        if args.test_data and is_locator(trained):
             # Its "found" threshold is only final after model.calibrate, which reads the card written here.
             parser.error("score a localiser with model.evaluate, after model.calibrate")
         # Before anything is written: a wrong folder must not leave a new model beside its old card.

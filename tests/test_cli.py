@@ -113,12 +113,27 @@ def test_export_with_a_wrong_test_folder_writes_nothing(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "best.keras").write_bytes(b"")  # never read: the test folder is checked first
-    (run / "train.json").write_text("{}")
+    (run / "train.json").write_text(json.dumps({"val_images": 4, "best_val_number_acc": 0.5, "best_epoch": 1}))
     out = tmp_path / "svhn.tflite"
     said_in_one_line(command("model.export", "--run", str(run), "--out", str(out), "--test-data", str(tmp_path / "nowhere")),
                      "no such folder")
     assert not out.exists() and not out.with_suffix(".json").exists()
     said_in_one_line(command("model.export", "--run", str(tmp_path / "norun"), "--out", str(out)), "no such checkpoint")
+
+
+def test_export_of_an_interrupted_run_leaves_the_old_model_and_card(tmp_path):
+    # It once wrote the new .tflite, then failed on the card's missing figures: a new model beside the old card.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.keras").write_bytes(b"")  # never read: the record is checked first
+    (run / "log.csv").write_text("epoch,loss\n0,1.0\n")
+    (run / "train.json").write_text(json.dumps({"data": "data/svhn/train", "epochs": 50, "val_images": 4}))
+    out = tmp_path / "svhn.tflite"
+    out.write_bytes(b"the old model")
+    out.with_suffix(".json").write_text("{}")
+    said_in_one_line(command("model.export", "--run", str(run), "--out", str(out)),
+                     f"{run} was interrupted: its train.json holds no result")
+    assert out.read_bytes() == b"the old model" and out.with_suffix(".json").read_text() == "{}"
 
 
 @pytest.mark.parametrize("out", ["model/svhn.tflite", "model/quick.tflite"])
