@@ -32,15 +32,18 @@ MNIST_VAL_START = 50_000
 MNIST_SPLITS = ("train", "val", "test")
 
 
-def load_mnist(folder: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """-> (images, labels) of one split: "train" (train file [:50,000]), "val" (train file
-    [50,000:]) or "test" (the t10k file)."""
+def mnist_files(split: str = "train") -> tuple[str, str]:
+    """The names of the (images, labels) idx files a split is read from, as MNIST's publisher ships them."""
     if split not in MNIST_SPLITS:
         raise ValueError(f"unknown MNIST split {split!r}: one of {MNIST_SPLITS}")
     prefix = "t10k" if split == "test" else "train"
-    folder = Path(folder)
-    images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
-    labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
+    return f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"
+
+
+def load_mnist(folder: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """-> (images, labels) of one split: "train" (train file [:50,000]), "val" (train file
+    [50,000:]) or "test" (the t10k file)."""
+    images, labels = (read_idx(Path(folder) / name) for name in mnist_files(split))
     if split == "train":
         return images[:MNIST_VAL_START], labels[:MNIST_VAL_START]
     if split == "val":

@@ -37,6 +37,20 @@ def check_inputs(recipe: dict, data: str, unlabelled: str | None, mnist: str | N
             raise InputError(f"{flag} is needed: stages of this recipe learn from it")
         if not Path(folder).is_dir():
             raise InputError(f"{flag} {folder}: no such folder")
+    # What is in them too: an empty folder once failed only after the base stage's hour.
+    if "--mnist" in needs:
+        from model.handwriting import mnist_files
+
+        missing = [name for name in mnist_files("train") if not (Path(mnist) / name).is_file()]
+        if missing:
+            raise InputError(f"--mnist {mnist}: no {' or '.join(missing)} in it (MNIST's idx files as its publisher ships them)")
+    if "--unlabelled" in needs:
+        from model.pseudo import photos_in
+
+        try:
+            photos_in(unlabelled)
+        except InputError as error:
+            raise InputError(f"--unlabelled {error}") from None
 
 
 def shortened(settings: dict, overrides: dict) -> dict:

@@ -45,15 +45,29 @@ def test_a_flag_out_of_range_is_refused_before_anything_loads(tmp_path, flags, w
     assert done.returncode == 2 and words in done.stderr, done.stderr
 
 
-def test_the_recipe_names_a_missing_folder_before_its_first_stage(tmp_path):
+def test_the_recipe_names_a_missing_folder_before_its_first_stage(tmp_path, mnist_dir):
     # Its second stage needs the unlabelled photos: without them, it once trained an hour first.
     recipe = json.loads((ROOT / "model" / "recipe.json").read_text())
+    Image.new("RGB", (8, 8)).save(tmp_path / "1.png")
     with pytest.raises(InputError, match="--unlabelled is needed"):
-        check_inputs(recipe, str(FIXTURES / "svhn_train"), None, str(tmp_path))
+        check_inputs(recipe, str(FIXTURES / "svhn_train"), None, str(mnist_dir))
     with pytest.raises(InputError, match="--mnist .*nowhere: no such folder"):
         check_inputs(recipe, str(FIXTURES / "svhn_train"), str(tmp_path), str(tmp_path / "nowhere"))
-    check_inputs(recipe, str(FIXTURES / "svhn_train"), str(tmp_path), str(tmp_path))
+    check_inputs(recipe, str(FIXTURES / "svhn_train"), str(tmp_path), str(mnist_dir))
     said_in_one_line(command("model.train", f"--recipe={tmp_path / 'missing.json'}", "--data", "x"), "missing.json")
+
+
+def test_the_recipe_names_an_empty_unlabelled_or_mnist_folder_before_its_first_stage(tmp_path, mnist_dir):
+    # Both were only opened after the base stage had trained (55 minutes on this CPU).
+    recipe = json.loads((ROOT / "model" / "recipe.json").read_text())
+    empty, photos = tmp_path / "empty", tmp_path / "photos"
+    empty.mkdir()
+    photos.mkdir()
+    Image.new("RGB", (8, 8)).save(photos / "1.png")
+    with pytest.raises(InputError, match=f"--unlabelled {empty}: no pictures in it"):
+        check_inputs(recipe, str(FIXTURES / "svhn_train"), str(empty), str(mnist_dir))
+    with pytest.raises(InputError, match=f"--mnist {empty}: no train-images-idx3-ubyte.gz or train-labels-idx1-ubyte.gz"):
+        check_inputs(recipe, str(FIXTURES / "svhn_train"), str(photos), str(empty))
 
 
 def finished(runs: Path, run: str, **settings) -> None:
