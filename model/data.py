@@ -45,13 +45,15 @@ def load_samples(folder: str | Path) -> list[Sample]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder")
-    if (folder / "labels.json").exists():
+    source = folder / "labels.json"
+    if source.exists():
         try:
-            labels = json.loads((folder / "labels.json").read_text())
+            labels = json.loads(source.read_text())
         except json.JSONDecodeError as error:
-            raise InputError(f"{folder / 'labels.json'}: not valid JSON ({error})") from None
+            raise InputError(f"{source}: not valid JSON ({error})") from None
     elif (folder / "digitStruct.mat").exists():
-        labels = read_digit_struct(folder / "digitStruct.mat")
+        source = folder / "digitStruct.mat"
+        labels = read_digit_struct(source)
     else:
         raise InputError(f"{folder} has neither labels.json nor digitStruct.mat (a labelled SVHN folder, or a root holding train/)")
     if not isinstance(labels, dict):
@@ -64,12 +66,24 @@ def load_samples(folder: str | Path) -> list[Sample]:
                 digits=tuple(int(d["label"]) for d in digits),
                 boxes=tuple((float(d["left"]), float(d["top"]), float(d["width"]), float(d["height"])) for d in digits),
             ))
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise InputError(f"{folder}: the labels of {name!r} need label, left, top, width and height as numbers "
                              f"for each digit ({type(error).__name__}: {error})") from None
+        check_digits(source, name, [d["label"] for d in digits])
     if not samples:
         raise InputError(f"{folder}: its labels name no image")
     return sorted(samples, key=lambda s: (len(s.path.stem), s.path.stem))
+
+
+def check_digits(source: Path, name: str, labels: list) -> None:
+    """Each label a whole number 0-9, and at least one: int() would read 1.7 as 1, and a 10 or an
+    empty list failed deep inside training or evaluation, never naming the image."""
+    if not labels:
+        raise InputError(f"{source}: {name!r} has an empty list of digits (each image is labelled with its number)")
+    for value in labels:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not 0 <= value <= 9:
+            raise InputError(f"{source}: {name!r} has the label {value!r}, not a digit 0-9 (0 is written 0 in "
+                             f"labels.json; the official digitStruct.mat's 10 is turned into 0 when it is read)")
 
 
 def held_out_by(record: dict) -> tuple[str, float, int]:

@@ -164,3 +164,20 @@ def test_a_mistaken_label_folder_is_named_in_one_line(tmp_path: Path, text: str,
     with pytest.raises(InputError, match=says) as caught:
         load_samples(folder)
     assert str(folder) in str(caught.value)
+
+
+@pytest.mark.parametrize("label, says", [
+    (10, "has the label 10, not a digit 0-9 (0 is written 0 in labels.json"),
+    (12, "has the label 12, not a digit 0-9"),
+    (1.7, "has the label 1.7, not a digit 0-9"),
+    ("7", "has the label '7', not a digit 0-9"),
+    (None, "has an empty list of digits"),
+])
+def test_a_label_that_is_no_digit_is_named_with_its_image(tmp_path: Path, label, says: str) -> None:
+    # 10 (the official files' zero) failed deep in training, 1.7 was read as 1, an empty list broke union_box.
+    digit = {"left": 2, "top": 1, "width": 3, "height": 4}
+    entries = [] if label is None else [{"label": 1, **digit}, {"label": label, **digit}]
+    (tmp_path / "labels.json").write_text(json.dumps({"1.png": [{"label": 0, **digit}], "2.png": entries}))
+    with pytest.raises(InputError) as caught:
+        load_samples(tmp_path)
+    assert str(caught.value).startswith(f"{tmp_path / 'labels.json'}: '2.png' ") and says in str(caught.value)
