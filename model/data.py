@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from model.cli import InputError, said_plainly
 
@@ -86,6 +87,18 @@ def check_digits(source: Path, name: str, labels: list) -> None:
                              f"labels.json; the official digitStruct.mat's 10 is turned into 0 when it is read)")
 
 
+def open_image(path: Path, mode: str) -> Image.Image:
+    """A labelled photo, read whole now: Pillow reads lazily, so a damaged file would otherwise fail
+    later, deep inside training, without its name."""
+    try:
+        with Image.open(path) as image:
+            return image.convert(mode)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such image, though its labels name it") from None
+    except (OSError, SyntaxError, ValueError) as error:  # Pillow's words for a truncated or garbled file
+        raise InputError(f"{path}: not a picture that can be read ({error}); replace it, or drop it from the labels") from None
+
+
 def held_out_by(record: dict) -> tuple[str, float, int]:
     """(data folder, fraction, seed) of the split a training run made, from its train.json; runs
     from before val_seed held out photos by their one seed."""
@@ -103,31 +116,50 @@ def read_digit_struct(path: str | Path) -> dict[str, list[dict]]:
     """digitStruct.mat -> our label format. h5py is a training dependency, so import it here."""
     import h5py
 
+    try:
+        f = h5py.File(path, "r")
+    except OSError as error:  # an older MATLAB format (savemat, save -v7), or a file cut short
+        with open(path, "rb") as head:
+            kind = head.read(19).decode("ascii", "replace")  # "MATLAB 5.0 MAT-file" for v7 and older
+        if kind.startswith("MATLAB") and not kind.startswith("MATLAB 7.3"):
+            raise InputError(f"{path} is not a MATLAB v7.3 (HDF5) file but a {kind}: resave it with save -v7.3, "
+                             f"or give labels.json") from None
+        raise InputError(f"{path} is not a MATLAB v7.3 (HDF5) file, or it is cut short (h5py: {error}): download it "
+                         f"again, resave it with save -v7.3, or give labels.json") from None
+    try:
+        with f:
+            return digit_struct_labels(f)
+    except (KeyError, OSError, RuntimeError, ValueError) as error:  # HDF5, but damaged or not SVHN's layout
+        raise InputError(f"{path}: not SVHN's digitStruct, or damaged ({type(error).__name__}: {error}); "
+                         f"download it again, or give labels.json") from None
+
+
+def digit_struct_labels(f) -> dict[str, list[dict]]:
+    """The labels of an open digitStruct.mat (an h5py.File)."""
     labels: dict[str, list[dict]] = {}
-    with h5py.File(path, "r") as f:
-        struct = f["digitStruct"]
-        names, bboxes = struct["name"], struct["bbox"]
-        for i in range(names.shape[0]):
-            name = "".join(chr(int(c)) for c in f[names[i, 0]][()].ravel())
-            group = f[bboxes[i, 0]]
+    struct = f["digitStruct"]
+    names, bboxes = struct["name"], struct["bbox"]
+    for i in range(names.shape[0]):
+        name = "".join(chr(int(c)) for c in f[names[i, 0]][()].ravel())
+        group = f[bboxes[i, 0]]
 
-            def values(key: str) -> list[float]:
-                data = group[key]
-                if data.shape[0] == 1:  # one digit: the value itself, not a reference
-                    return [float(data[()].ravel()[0])]
-                return [float(f[data[j, 0]][()].ravel()[0]) for j in range(data.shape[0])]
+        def values(key: str) -> list[float]:
+            data = group[key]
+            if data.shape[0] == 1:  # one digit: the value itself, not a reference
+                return [float(data[()].ravel()[0])]
+            return [float(f[data[j, 0]][()].ravel()[0]) for j in range(data.shape[0])]
 
-            columns = {key: values(key) for key in ("label", "left", "top", "width", "height")}
-            labels[name] = [
-                {
-                    "label": int(columns["label"][j]) % 10,  # the official files write 0 as 10
-                    "left": columns["left"][j],
-                    "top": columns["top"][j],
-                    "width": columns["width"][j],
-                    "height": columns["height"][j],
-                }
-                for j in range(len(columns["label"]))
-            ]
+        columns = {key: values(key) for key in ("label", "left", "top", "width", "height")}
+        labels[name] = [
+            {
+                "label": int(columns["label"][j]) % 10,  # the official files write 0 as 10
+                "left": columns["left"][j],
+                "top": columns["top"][j],
+                "width": columns["width"][j],
+                "height": columns["height"][j],
+            }
+            for j in range(len(columns["label"]))
+        ]
     return labels
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from model.cli import said_plainly
-from model.data import Sample, held_out_by, load_samples, split
+from model.data import Sample, held_out_by, load_samples, open_image, split
 from model.pipeline import Pipeline
 from model.preprocess import protocol_crop, union_box
 from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL
@@ -70,7 +70,7 @@ def decoded(image: Image.Image) -> Image.Image:
 
 def pictures(samples: list[Sample], protocol: str, scene_factor: float = SCENE_FACTOR) -> list[tuple[str, Image.Image, str]]:
     """(name, picture, true number) for each sample under a protocol; for `none` the number is ""."""
-    images = {s.path: Image.open(s.path).convert("RGB") for s in samples}
+    images = {s.path: open_image(s.path, "RGB") for s in samples}
     rng = np.random.default_rng(SEED)
     if protocol == "none":
         grey = {path: image.convert("L") for path, image in images.items()}

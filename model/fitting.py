@@ -13,10 +13,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from PIL import Image
-
 from model.cli import InputError
-from model.data import MAX_DIGITS, Sample, load_samples, split
+from model.data import MAX_DIGITS, Sample, load_samples, open_image, split
 from model.preprocess import protocol_crop, to_input
 
 
@@ -47,7 +45,7 @@ def training_photos(data: str, val_fraction: float, seed: int) -> tuple[Path, li
     folder = root / "train" if (root / "train").is_dir() else root
     readable = [s for s in load_samples(folder) if len(s.digits) <= MAX_DIGITS]  # drops 1 in 33,402 of SVHN train
     train_samples, val_samples = split(readable, val_fraction, seed)
-    images = {s.path: Image.open(s.path).convert("L") for s in train_samples + val_samples}
+    images = {s.path: open_image(s.path, "L") for s in train_samples + val_samples}
     return folder, train_samples, val_samples, images
 
 

@@ -70,6 +70,22 @@ def test_the_recipe_names_an_empty_unlabelled_or_mnist_folder_before_its_first_s
         check_inputs(recipe, str(FIXTURES / "svhn_train"), str(photos), str(empty))
 
 
+def test_a_damaged_photo_is_named_where_training_and_evaluation_open_them(tmp_path):
+    import shutil
+
+    from model.evaluate import pictures
+    from model.fitting import training_photos
+
+    folder = tmp_path / "train"
+    shutil.copytree(FIXTURES / "svhn_train", folder)
+    whole = (folder / "3.png").read_bytes()
+    (folder / "3.png").write_bytes(whole[: len(whole) // 2])  # Pillow opens it; reading its pixels fails
+    with pytest.raises(InputError, match=f"{folder / '3.png'}: not a picture that can be read"):
+        training_photos(str(folder), 0.1, 1234)
+    with pytest.raises(InputError, match=f"{folder / '3.png'}: not a picture that can be read"):
+        pictures(load_samples(folder), "crop")
+
+
 def finished(runs: Path, run: str, **settings) -> None:
     """A finished model.train run in RUNS/RUN as train.json records it, without training one."""
     from dataclasses import asdict

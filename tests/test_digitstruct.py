@@ -181,3 +181,17 @@ def test_a_label_that_is_no_digit_is_named_with_its_image(tmp_path: Path, label,
     with pytest.raises(InputError) as caught:
         load_samples(tmp_path)
     assert str(caught.value).startswith(f"{tmp_path / 'labels.json'}: '2.png' ") and says in str(caught.value)
+
+
+def test_a_digit_struct_that_is_no_hdf5_file_is_one_line(mat_folder: Path) -> None:
+    # MATLAB v7 (scipy.io.savemat, save -v7) or a file cut short ended in an h5py traceback.
+    mat = mat_folder / "digitStruct.mat"
+    whole = mat.read_bytes()
+    mat.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputError, match=r"digitStruct.mat is not a MATLAB v7.3 \(HDF5\) file, or it is cut short"):
+        load_samples(mat_folder)
+    mat.write_bytes(b"MATLAB 5.0 MAT-file, Platform: posix, Created on: Mon Dec  7 15:00:00 2026".ljust(116) + bytes(12))
+    with pytest.raises(InputError) as caught:
+        load_samples(mat_folder)
+    assert str(caught.value) == (f"{mat} is not a MATLAB v7.3 (HDF5) file but a MATLAB 5.0 MAT-file: "
+                                 "resave it with save -v7.3, or give labels.json")
