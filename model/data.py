@@ -10,10 +10,13 @@ A data root may hold `train/` and `test/` in either layout.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import shutil
 import tarfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,9 +177,29 @@ def download(dest: str | Path, sets: list[str], base_url: str = OFFICIAL_URL) ->
             fetch(base_url + archive.name, partial)
             partial.rename(archive)
         if not (dest / name / "digitStruct.mat").exists():
-            with tarfile.open(archive) as tar:
-                tar.extractall(dest, filter="data")
+            unpack(archive, dest / name)
         print(f"{name}: {dest / name}")
+
+
+def unpack(archive: Path, target: Path) -> None:
+    """Unpack ARCHIVE (which holds TARGET's name as its folder) into a folder beside TARGET, renamed
+    into place once every file is out: an unpack cut off halfway leaves nothing that looks finished."""
+    if target.exists():
+        raise InputError(f"{target} is there without digitStruct.mat (an unpack cut off by an earlier version?): "
+                         f"delete it and run download again")
+    scratch = target.with_name(f".{target.name}.unpacking")
+    shutil.rmtree(scratch, ignore_errors=True)  # what an interrupted run left
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(scratch, filter="data")
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise InputError(f"{archive}: damaged or cut short ({error}); delete it and run download again") from None
+    if not (scratch / target.name).is_dir():
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise InputError(f"{archive} holds no {target.name}/ folder: not an SVHN archive")
+    (scratch / target.name).rename(target)
+    shutil.rmtree(scratch)
 
 
 def fetch(url: str, partial: Path) -> None:
@@ -208,10 +231,14 @@ def fetch(url: str, partial: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    get = sub.add_parser("download", help="download and unpack the official SVHN archives")
-    get.add_argument("dest")
-    get.add_argument("--sets", nargs="+", default=["train", "test"], choices=["train", "test", "extra"])
-    get.add_argument("--base-url", default=OFFICIAL_URL)
+    get = sub.add_parser("download", help="download and unpack the official SVHN archives",
+                         description="Fetch SET.tar.gz for each set into DEST and unpack it into DEST/SET. An archive "
+                                     "already in DEST is used without fetching it; a partial download "
+                                     "(SET.tar.gz.part) is resumed; a set already unpacked is left as it is.")
+    get.add_argument("dest", help="folder for the archives and their unpacked sets, e.g. data/svhn")
+    get.add_argument("--sets", nargs="+", default=["train", "test"], choices=["train", "test", "extra"],
+                     help="which archives (default: train test)")
+    get.add_argument("--base-url", default=OFFICIAL_URL, help=f"where SET.tar.gz is fetched from (default {OFFICIAL_URL})")
     stats = sub.add_parser("stats", help="count images and number lengths of a labelled folder")
     stats.add_argument("folder")
     args = parser.parse_args()

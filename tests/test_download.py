@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from model.cli import InputError
 from model.data import download
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,3 +199,42 @@ def test_complete_partial_is_finished_without_refetching(tmp_path: Path, served:
     download(dest, ["train"], base_url=server.url)
     assert server.requests == [("/train.tar.gz", f"bytes={len(served['archive'])}-")]
     check_result(dest, served)
+
+
+def test_a_damaged_archive_is_named_and_leaves_no_folder(tmp_path: Path, served: dict, server) -> None:
+    # It ended in an EOFError traceback beside a half-unpacked train/.
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / "train.tar.gz").write_bytes(served["archive"][: len(served["archive"]) * 2 // 3])
+    with pytest.raises(InputError, match=f"{dest / 'train.tar.gz'}: damaged or cut short .*delete it and run download again"):
+        download(dest, ["train"], base_url=server.url)
+    assert sorted(path.name for path in dest.iterdir()) == ["train.tar.gz"]
+
+
+def test_an_unpack_cut_off_halfway_is_done_again(tmp_path: Path, served: dict, server, monkeypatch) -> None:
+    # Only digitStruct.mat was looked for, so a train/ cut off after it was taken as finished.
+    whole = tarfile.TarFile.extractall
+
+    def cut_off(tar, path, members=None, **kwargs):
+        whole(tar, path, members=tar.getmembers()[:2], **kwargs)  # 1.png and digitStruct.mat, not padding.bin
+        raise KeyboardInterrupt
+
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / "train.tar.gz").write_bytes(served["archive"])
+    monkeypatch.setattr(tarfile.TarFile, "extractall", cut_off)
+    with pytest.raises(KeyboardInterrupt):
+        download(dest, ["train"], base_url=server.url)
+    assert not (dest / "train").exists()
+    monkeypatch.setattr(tarfile.TarFile, "extractall", whole)
+    download(dest, ["train"], base_url=server.url)
+    check_result(dest, served)
+    assert (dest / "train" / "padding.bin").exists() and sorted(path.name for path in dest.iterdir()) == ["train", "train.tar.gz"]
+
+
+def test_download_help_says_what_each_argument_is() -> None:
+    done = subprocess.run([sys.executable, "-m", "model.data", "download", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    said = " ".join(done.stdout.split())
+    assert "already in DEST is used without fetching it" in said
+    assert "folder for the archives" in said and "which archives" in said and "where SET.tar.gz is fetched from" in said
