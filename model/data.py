@@ -40,6 +40,14 @@ class Sample:
         return "".join(str(d) for d in self.digits)
 
 
+def no_folder(path: Path) -> str:
+    """Why PATH is not a folder, in words: an archive given for the folder it unpacks into is the common case."""
+    if path.name.endswith((".tar.gz", ".tgz", ".tar", ".zip")) and path.is_file():
+        return (f"{path} is an archive, not a folder: unpack it (tar -xzf {path.name}), or let "
+                f"python -m model.data download DIR fetch and unpack SVHN")
+    return f"{path} is a file, not a folder" if path.exists() else f"{path}: no such folder"
+
+
 def load_samples(folder: str | Path) -> list[Sample]:
     """Every labelled image of one split, sorted by the image's number (1.png, 2.png, ...).
 
@@ -48,7 +56,7 @@ def load_samples(folder: str | Path) -> list[Sample]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"{folder}: no such folder")
+        raise InputError(no_folder(folder))
     source = folder / "labels.json"
     if source.exists():
         try:

@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from model.cli import InputError, said_plainly
+from model.data import no_folder
 from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL
 
 
@@ -36,7 +37,7 @@ def check_inputs(recipe: dict, data: str, unlabelled: str | None, mnist: str | N
         if not folder:
             raise InputError(f"{flag} is needed: stages of this recipe learn from it")
         if not Path(folder).is_dir():
-            raise InputError(f"{flag} {folder}: no such folder")
+            raise InputError(f"{flag} {no_folder(Path(folder))}")
     # What is in them too: an empty folder once failed only after the base stage's hour.
     if "--mnist" in needs:
         from model.handwriting import mnist_files

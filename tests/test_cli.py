@@ -36,6 +36,16 @@ def test_a_missing_data_folder_is_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_an_archive_given_as_data_is_called_one(tmp_path):
+    # "no such folder" for a file that is there: the user had given the archive, not what it unpacks into.
+    archive = tmp_path / "train.tar.gz"
+    archive.write_bytes(b"\x1f\x8b")
+    said_in_one_line(command("model.train", "--data", str(archive), "--out", str(tmp_path / "run")),
+                     f"{archive} is an archive, not a folder: unpack it")
+    with pytest.raises(InputError, match=f"--data {archive} is an archive, not a folder: .*model.data download"):
+        check_inputs({"stages": [{"run": "base"}]}, str(archive), None, None)
+
+
 @pytest.mark.parametrize("flags, words", [
     (("--epochs", "0"), "--epochs must be at least 1"),
     (("--monitor", "val_acc"), "invalid choice: 'val_acc'"),
