@@ -169,6 +169,11 @@ def main() -> None:
     parser.add_argument("--report", help="write the JSON report here")
     args = parser.parse_args()
     pipeline = Pipeline(args.model, args.locator, args.drawing_model)
+    # First, which files the figures below belong to: users score their own exports with this.
+    drawing = (f", drawing reader {pipeline.drawing_reader.name} ({args.drawing_model})"
+               if args.mnist and args.mnist_as == "drawing" else "")
+    print(f"scoring reader {pipeline.reader.name} ({args.model}), localiser {pipeline.locator.name} ({args.locator})"
+          + drawing)
     samples = (validation_samples(args.val_of) if args.val_of else load_samples(args.data))[: args.limit]
     results = {p: evaluate(pipeline, samples, p, args.scene_factor) for p in args.protocol}
     if args.mnist:

@@ -178,3 +178,21 @@ def test_each_picture_is_read_as_the_app_decodes_an_upload(tmp_path):
     evaluate(spy, [Sample(tmp_path / "1.png", (1,), ((1290.0, 20.0, 20.0, 50.0),))], "whole")
     (_, seen), = spy.seen
     assert same_pixels(seen, app_reads) and seen.info.get("original_size") == picture.size
+
+
+def test_the_first_line_names_the_models_scored(tmp_path):
+    # Users score their own exports: the figures must say whose they are.
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL, Reader
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "model.evaluate", "--data", "tests/fixtures/svhn_test", "--protocol",
+                           "reader", "--limit", "2"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first = done.stdout.splitlines()[0]
+    assert first.startswith(f"scoring reader {Reader(DEFAULT_MODEL).name} ({DEFAULT_MODEL}), localiser ")
+    assert json.loads(DEFAULT_LOCATOR.with_suffix(".json").read_text())["name"] in first
