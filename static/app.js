@@ -20,7 +20,12 @@ const FILE_BYTES = MAX_BYTES - FORM_BYTES;
 const PAD = { width: 480, height: 240, lineWidth: 16 }; // logical drawing size and pen width
 
 // An error whose message is meant for the visitor.
-class Problem extends Error {}
+class Problem extends Error {
+  constructor(message, status = 0) {
+    super(message);
+    this.status = status; // the server's, where it refused the picture
+  }
+}
 
 const mb = (bytes) => (bytes / 1e6).toFixed(1) + ' MB';
 
@@ -91,7 +96,7 @@ async function answerOf(res, failed) {
     // A proxy or a crash can answer with HTML: the status still says what happened.
   }
   if (!res.ok) {
-    if (data && typeof data.error === 'string' && data.error) throw new Problem(data.error);
+    if (data && typeof data.error === 'string' && data.error) throw new Problem(data.error, res.status);
     if (res.status === 413) throw new Problem('This picture is too large for the reader (at most ' + mb(MAX_BYTES) + ').');
     if (res.status >= 500) throw new Problem('The reader had a problem (error ' + res.status + '). Try again in a moment.');
     throw new Problem('The reader could not read this picture (error ' + res.status + ').');
@@ -125,7 +130,15 @@ async function read(kind, picture, makeBlob, { truth = null, reveal = false } = 
       // No size: the browser could not decode it, and it may not be a picture at all (or a HEIC).
       throw new Problem((width ? 'This picture' : 'This file') + ' is ' + mb(blob.size) + '; the reader takes at most ' + mb(MAX_BYTES) + '.');
     }
-    const data = await post(blob, kind === 'drawing' ? 'drawing' : 'photo', signal);
+    const data = await post(blob, kind === 'drawing' ? 'drawing' : 'photo', signal).catch((e) => {
+      // This page shrinks what the browser can decode; a picture it cannot (a phone's HEIC in most
+      // browsers) goes as it is, and a 48-megapixel one is over the server's limit.
+      if (e instanceof Problem && e.status === 413 && !width) {
+        throw new Problem(e.message + ' This browser could not shrink it before sending: take the photo at a ' +
+          'lower resolution, or save it as a JPEG.');
+      }
+      throw e;
+    });
     if (mine !== ticket) return;
     result.showReading(data, truth);
     if (kind === 'drawing') padAnswer(result.summary(data));

@@ -344,6 +344,18 @@ def test_a_picture_the_browser_cannot_display_is_read_and_named(page):
     assert "cannot display" not in page.text_content("#seen-caption")
 
 
+def test_a_heic_over_the_pixel_limit_says_what_to_do(page, photo_210):
+    # A 48-megapixel phone's HEIC: the browser cannot shrink it, so the server's 413 comes with a way out.
+    error = "The image holds a picture of 48,000,000 pixels; the limit is 25,000,000 pixels."
+    page.route("**/predict?*", lambda route: route.fulfill(status=413, json={"error": error}))
+    page.set_input_files("#file", str(FIXTURES / "heic" / "11-orientation6.heic"))
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error") == (error + " This browser could not shrink it before sending: take the photo "
+                                           "at a lower resolution, or save it as a JPEG.")
+    page.set_input_files("#file", str(photo_210))  # one it could shrink: the server's words alone
+    page.wait_for_function("e => document.getElementById('error').textContent === e", arg=error)
+
+
 def test_a_server_that_never_answers_is_given_up_on(open_page, photo_210):
     browser_page = open_page()
     browser_page.page.clock.install()
