@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from PIL import Image
@@ -38,8 +39,14 @@ def label_folder(model: str, folder: str, threshold: float) -> dict:
     reader = Reader(model)
     labels, seen = {}, 0
     for path in photos:
-        with Image.open(path) as image:
-            reading = reader.read(image.convert("RGB"))
+        try:
+            with Image.open(path) as image:
+                picture = image.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as error:  # Pillow's words for a truncated or garbled file
+            # One damaged photo among thousands without labels costs that photo, not the recipe's hours.
+            print(f"{path}: skipped, not a picture that can be read ({error})", file=sys.stderr)
+            continue
+        reading = reader.read(picture)
         seen += 1
         if reading.number and reading.confidence >= threshold:
             labels[path.name] = {"number": reading.number, "confidence": round(reading.confidence, 4)}

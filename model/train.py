@@ -271,6 +271,8 @@ def train(config: Config, verbose: int = 1) -> dict:
         raise InputError(f"--sequence-head {config.sequence_head}: positions, or ctc without a teacher")
     if config.teacher and config.workers > 1:  # the teacher's LiteRT interpreter was never tried in forked workers
         raise InputError("--teacher reads every example in one interpreter: use --workers 1")
+    if not 0 <= config.font_digit_share < 1:  # a share of 1 leaves no MNIST digit to make up with glyphs
+        raise InputError(f"--font-digit-share {config.font_digit_share}: from 0 up to, not including, 1")
     if config.init_trunk and config.sequence_head != "ctc":
         raise InputError("--init-trunk starts a ctc reader's conv layers: give --sequence-head ctc too")
     for flag, path in (("init", config.init), ("init-trunk", config.init_trunk), ("teacher", config.teacher),

@@ -219,3 +219,25 @@ def test_the_device_bundle_keeps_the_photos_labels_and_held_out_order(tmp_path, 
     for mine, original in zip(ours[:5], theirs[:5]):  # grey, as training reads every photo, and the same pixels
         with Image.open(mine.path) as grey, Image.open(original.path) as colour:
             assert grey.mode == "L" and np.array_equal(np.asarray(grey), np.asarray(colour.convert("L")))
+
+
+@pytest.mark.parametrize("share", [1.0, -0.1])
+def test_a_font_digit_share_that_leaves_no_mnist_digit_is_refused_at_once(share):
+    # 1.0 divided by zero when the glyphs' copies were counted, after the photos had loaded.
+    from model.train import Config, train
+
+    with pytest.raises(InputError, match=f"--font-digit-share {share}: from 0 up to"):
+        train(Config(data="nowhere", font_digit_share=share))
+
+
+def test_a_damaged_unlabelled_photo_is_skipped_by_name(tmp_path, capsys):
+    from model.pseudo import label_folder
+
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    whole = (FIXTURES / "svhn_test" / "2.png").read_bytes()
+    (folder / "good.png").write_bytes(whole)
+    (folder / "cut.png").write_bytes(whole[: len(whole) // 2])
+    record = label_folder(str(Path(__file__).resolve().parent.parent / "model" / "svhn.tflite"), str(folder), threshold=0.0)
+    assert record["photos"] == 1 and list(record["labels"]) == ["good.png"]
+    assert f"{folder / 'cut.png'}: skipped" in capsys.readouterr().err
