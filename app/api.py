@@ -58,11 +58,12 @@ def image_bytes() -> bytes:
         return upload.read()
     if mimetype == "application/json":
         data = whole_body()  # get_json parses the body read here
+        nested = False
         try:
             body = request.get_json(silent=True)
         except RecursionError:  # a 2 kB body of 1,000 nested lists: not what silent=True catches
-            body = None
-        if body is None and data.strip() != b"null":
+            body, nested = None, True
+        if body is None and not nested and data.strip() != b"null":
             # Most often base64 with its line breaks pasted into the JSON as they are ($(base64 photo.jpg)).
             raise ImageError(400, 'The body is not valid JSON (a line break inside a string is written \\n): '
                                   'send {"image": "data:image/png;base64,..."}.')

@@ -43,7 +43,8 @@ class Sample:
 def no_folder(path: Path) -> str:
     """Why PATH is not a folder, in words: an archive given for the folder it unpacks into is the common case."""
     if path.name.endswith((".tar.gz", ".tgz", ".tar", ".zip")) and path.is_file():
-        return (f"{path} is an archive, not a folder: unpack it (tar -xzf {path.name}), or let "
+        unpack = f"unzip {path.name}" if path.name.endswith(".zip") else f"tar -xf {path.name}"  # tar finds the compression
+        return (f"{path} is an archive, not a folder: unpack it ({unpack}), or let "
                 f"python -m model.data download DIR fetch and unpack SVHN")
     return f"{path} is a file, not a folder" if path.exists() else f"{path}: no such folder"
 

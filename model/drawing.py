@@ -101,7 +101,9 @@ class Sheet:
         keep = np.ones(len(inked), bool)
         for start, end in gaps:
             keep[start + widest:end] = False
-        return Sheet.of(Image.fromarray(np.asarray(self.grey)[:, keep]))
+        # The sheet's grey and the ink as found on the whole drawing: taken again from the closed-up
+        # one, where ink may be most of the picture, the median would be the ink's own grey.
+        return Sheet(Image.fromarray(np.asarray(self.grey)[:, keep]), self.paper, self.ink[:, keep])
 
     def cut_out(self, box: Box, margin: float = CROP_MARGIN) -> Image.Image:
         """The crop protocol's cut (box grown by `margin` per side) of the box's own columns alone,

@@ -12,6 +12,7 @@ through the runtime, so the card's figures are those of the file that ships.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import json
 import os
@@ -61,10 +62,28 @@ def finished_record(run: Path) -> dict:
         raise InputError(f"{path}: no such file (--run is a model.train or model.train_locator output folder)")
     trained = json.loads(path.read_text())
     missing = [key for key in CARD_NEEDS[kind_of(trained)] if key not in trained]
+    if missing and not is_locator(trained) and (run / "log.csv").is_file():
+        trained = stopped_early(run, trained)
+        missing = [key for key in CARD_NEEDS[kind_of(trained)] if key not in trained]
     if missing:  # written at the end of training (model.train, model.ensemble, model.recover)
         raise InputError(f"{run} was interrupted: its train.json holds no result ({', '.join(missing)}); "
                          f"train it again to the end")
     return trained
+
+
+def stopped_early(run: Path, trained: dict) -> dict:
+    """A reader's run stopped before its last epoch (a GPU machine's run at its time limit,
+    scripts/device_train.sh): best.keras holds its best epoch so far, which log.csv names."""
+    monitor = trained.get("monitor", "auto")
+    if monitor == "auto":  # as model.train's NumberAccuracy resolves it
+        monitor = "val_score" if trained.get("mnist") else "val_number_acc"
+    with (run / "log.csv").open(newline="") as file:
+        epochs = [row for row in csv.DictReader(file) if row.get(monitor)]
+    if not epochs:
+        return trained
+    best = max(epochs, key=lambda row: float(row[monitor]))  # the first of equals, as ModelCheckpoint keeps it
+    found = {f"best_{name}": float(best[name]) for name in ("val_number_acc", "val_handwriting_acc") if best.get(name)}
+    return dict(trained, best_epoch=int(best["epoch"]) + 1, stopped_after_epochs=len(epochs), **found)
 
 
 def model_card(run: Path, out: Path, quantize: str, test: dict | None) -> dict:

@@ -86,17 +86,28 @@ UNCOMPARED = ("out", "workers")
 PATHS = ("data", "mnist", "pseudo", "init", "init_trunk", "teacher")
 
 
-def differences(recorded: dict, expected: dict) -> list[str]:
-    """`key: recorded != expected` for each setting the record holds that differs (paths compared resolved)."""
+def started_from(recorded_out: str | None, folder: Path) -> Path:
+    """The working folder a run was started from, where its relative paths lead: its out, as it
+    recorded it, is `folder` from there (runs/base from the repository's root). Without one, here."""
+    parts = Path(recorded_out).parts if recorded_out else ()
+    if not parts or Path(recorded_out).is_absolute() or ".." in parts or len(parts) > len(folder.resolve().parts) - 1:
+        return Path.cwd()
+    return folder.resolve().parents[len(parts) - 1]
+
+
+def differences(recorded: dict, expected: dict, origin: Path | None = None) -> list[str]:
+    """`key: recorded != expected` for each setting the record holds that differs: paths compared
+    resolved, the record's from where its run was started (`origin`), the expected from here."""
+    origin = origin or Path.cwd()
     said = []
     for key, value in expected.items():
         if key in UNCOMPARED or key not in recorded:  # a run from before a setting existed was trained without it
             continue
         was = recorded[key]
         if key in PATHS and was and value:
-            was, value = Path(was).resolve(), Path(value).resolve()
+            was, value = (origin / was).resolve(), Path(value).resolve()
         elif key == "members":
-            was, value = [Path(p).resolve() for p in was if p], [Path(p).resolve() for p in value]
+            was, value = [(origin / p).resolve() for p in was if p], [Path(p).resolve() for p in value]
         if was != value:
             said.append(f"{key}: {recorded[key]} != {expected[key]}")
     return said
@@ -110,8 +121,9 @@ def depends_on(stage: dict) -> list[str]:
 
 def finished_stages(recipe: dict, data: str, runs: Path, settings: dict, config_class) -> set[str]:
     """The stages whose folder already holds a finished run made as it would be made now, which are
-    not trained again. A finished run made otherwise (other data, a quick run's epochs, a README
-    single run) stops the recipe before its first stage trains, rather than being kept or lost."""
+    not trained again. A finished run made otherwise (other data, a quick run's epochs, a single
+    run with other settings) stops the recipe before its first stage trains, rather than being kept
+    or lost."""
     root = Path(data)
     folder = root / "train" if (root / "train").is_dir() else root  # what model.train records as its data
     done, stale = set(), []
@@ -122,10 +134,12 @@ def finished_stages(recipe: dict, data: str, runs: Path, settings: dict, config_
             continue  # never trained, or interrupted: trained (again) from the start
         if "ensemble" in stage:
             said = differences({"members": [m.get("out") for m in record["members"]]},
-                               {"members": [str(runs / member) for member in stage["ensemble"]]})
+                               {"members": [str(runs / member) for member in stage["ensemble"]]},
+                               started_from(record.get("out"), runs / stage["run"]))
         else:
             expected = asdict(config_class(data=str(folder), out=str(runs / stage["run"]), **settings[stage["run"]]))
-            said = differences(record, json.loads(json.dumps(expected)))  # as JSON holds it: a tuple is a list
+            said = differences(record, json.loads(json.dumps(expected)),  # as JSON holds it: a tuple is a list
+                               started_from(record.get("out"), runs / stage["run"]))
         said += [f"made from {runs / start}, which is trained again" for start in depends_on(stage) if start not in done]
         if said:
             stale.append((runs / stage["run"], said))

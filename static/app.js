@@ -188,8 +188,10 @@ function revealResult() {
   const top = $('result').getBoundingClientRect().top;
   const answer = $('reading').hidden ? null : $('sureness').getBoundingClientRect().bottom + 12;
   if (top >= 0 && top < window.innerHeight / 2 && (answer === null || answer <= window.innerHeight)) return;
-  // The card's top at the screen's top, unless the answer would still be below the screen's edge.
-  const by = answer === null || answer - top <= window.innerHeight ? top : answer - window.innerHeight;
+  // The card's top near the screen's top (its scroll margin), unless the answer would still be below
+  // the screen's edge.
+  const margin = parseFloat(getComputedStyle($('result')).scrollMarginTop) || 0;
+  const by = answer === null || answer - top + margin <= window.innerHeight ? top - margin : answer - window.innerHeight;
   const smooth = !window.matchMedia('(prefers-reduced-motion: reduce)').matches;
   // From where the page is now, so that a reveal during another's smooth scroll aims at the same place.
   window.scrollTo({ top: window.scrollY + by, behavior: smooth ? 'smooth' : 'auto' });

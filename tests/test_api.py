@@ -165,7 +165,9 @@ def test_base64_wrapped_over_raw_lines_is_called_invalid_json(client, test_sampl
     raw = client.post("/predict", data='{"image": "' + wrapped + '"}', content_type="application/json")
     assert raw.status_code == 400 and "not valid JSON" in raw.get_json()["error"]
     null = client.post("/predict", data="null", content_type="application/json")  # valid JSON, no object
-    assert null.status_code == 400 and "not valid JSON" not in null.get_json()["error"]
+    deep = client.post("/predict", data='{"image": ' + "[" * 1000 + "]" * 1000 + "}", content_type="application/json")
+    for valid in (null, deep):
+        assert valid.status_code == 400 and "not valid JSON" not in valid.get_json()["error"]
 
 
 def test_upload_above_the_size_limit_is_413(app, test_samples):

@@ -149,6 +149,28 @@ def test_a_stage_made_from_one_trained_again_is_named_too(tmp_path, monkeypatch)
     assert finished_stages(recipe, data, tmp_path, settings, Config) == {"base", "second"}
 
 
+def test_a_run_recorded_with_relative_paths_is_kept_from_another_folder(tmp_path, monkeypatch):
+    # Started from a project folder as `--runs runs --data data/svhn`, resumed from elsewhere with
+    # whole paths: the record's relative paths lead from where it was started, not from here.
+    import shutil
+    from dataclasses import asdict
+
+    from model.recipe import finished_stages, stage_settings
+    from model.train import Config
+
+    project = tmp_path / "project"
+    shutil.copytree(FIXTURES / "svhn_train", project / "data" / "svhn" / "train")
+    recipe = {"stages": [{"run": "base", "train": {}}, {"run": "second", "init": "base", "train": {}}]}
+    for run, settings in (("base", {}), ("second", {"init": "runs/base/best.keras"})):
+        config = Config(data="data/svhn/train", out=f"runs/{run}", **settings)
+        (project / "runs" / run).mkdir(parents=True)
+        (project / "runs" / run / "train.json").write_text(json.dumps(dict(asdict(config), train_seconds=1)))
+    runs = project / "runs"
+    settings = {stage["run"]: stage_settings(stage, runs, None, None, {}) for stage in recipe["stages"]}
+    monkeypatch.chdir(tmp_path)
+    assert finished_stages(recipe, str(project / "data" / "svhn"), runs, settings, Config) == {"base", "second"}
+
+
 def test_export_with_a_wrong_test_folder_writes_nothing(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -174,6 +196,19 @@ def test_export_of_an_interrupted_run_leaves_the_old_model_and_card(tmp_path):
     said_in_one_line(command("model.export", "--run", str(run), "--out", str(out)),
                      f"{run} was interrupted: its train.json holds no result")
     assert out.read_bytes() == b"the old model" and out.with_suffix(".json").read_text() == "{}"
+
+
+def test_a_run_stopped_at_a_time_limit_is_exported_as_its_best_epoch_so_far(tmp_path):
+    # scripts/device_train.sh stops a GPU machine's run before its last epoch; best.keras holds the
+    # best epoch so far, and log.csv (epochs counted from 0) says which and what it scored.
+    from model.export import finished_record
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_text("epoch,loss,val_number_acc\n0,3.0,0.40\n1,2.0,0.71\n2,1.9,0.65\n")
+    (run / "train.json").write_text(json.dumps({"epochs": 50, "val_images": 200, "monitor": "auto"}))
+    record = finished_record(run)
+    assert record["best_epoch"] == 2 and record["best_val_number_acc"] == 0.71 and record["stopped_after_epochs"] == 3
 
 
 @pytest.mark.parametrize("out", ["model/svhn.tflite", "model/quick.tflite"])

@@ -129,6 +129,21 @@ def test_wide_gaps_between_pieces_are_closed_up_to_the_widest_learnt():
     assert near.closed_up() is near
 
 
+@pytest.mark.parametrize("size", [(120, 40), (200, 40), (300, 60)])
+def test_closing_up_a_bold_tight_drawing_keeps_its_sheet(pipeline, size):
+    # Two bold bars in a tight crop: closed up, ink is half the picture or more, and the sheet's
+    # grey taken again would be the ink's (read as a confident 1, or no ink box at all: a 500).
+    width, height = size
+    image = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(image)
+    for left in (0, width - width // 6):
+        draw.rectangle((left, 0, left + width // 6 - 1, height - 1), fill=0)
+    drawing = Sheet.of(image.convert("RGB"))
+    closed = drawing.closed_up()
+    assert closed.paper == drawing.paper == 255 and closed.box() is not None
+    pipeline.read_drawing(image.convert("RGB"))  # answers, whatever it reads
+
+
 def test_digits_drawn_far_apart_are_read_as_drawn_close(pipeline):
     # "11" as two plain strokes across the pad: read whole, the reader saw two thin marks far
     # apart in a wide strip, beyond the gaps it learnt from, and read 111.
