@@ -162,6 +162,9 @@ def digit_struct_labels(f) -> dict[str, list[dict]]:
             return [float(f[data[j, 0]][()].ravel()[0]) for j in range(data.shape[0])]
 
         columns = {key: values(key) for key in ("label", "left", "top", "width", "height")}
+        wrong = [value for value in columns["label"] if value != int(value) or not 1 <= value <= 10]
+        if wrong:  # % 10 below would read an 11 as a 1
+            raise InputError(f"{f.filename}: {name!r} has the label {wrong[0]:g}, where SVHN writes 1 to 10 (10 for 0)")
         labels[name] = [
             {
                 "label": int(columns["label"][j]) % 10,  # the official files write 0 as 10

@@ -195,3 +195,12 @@ def test_a_digit_struct_that_is_no_hdf5_file_is_one_line(mat_folder: Path) -> No
         load_samples(mat_folder)
     assert str(caught.value) == (f"{mat} is not a MATLAB v7.3 (HDF5) file but a MATLAB 5.0 MAT-file: "
                                  "resave it with save -v7.3, or give labels.json")
+
+
+@pytest.mark.parametrize("label", [0.0, 11.0, 2.5])
+def test_a_digit_struct_label_outside_1_to_10_is_named(tmp_path: Path, label: float) -> None:
+    # Its 10 is the digit 0, so labels were read modulo 10: an 11 would have been a 1.
+    raw = {"1.png": [{"label": label, "left": 1.0, "top": 2.0, "width": 3.0, "height": 4.0}]}
+    write_digit_struct(tmp_path / "digitStruct.mat", raw)
+    with pytest.raises(InputError, match=f"'1.png' has the label {label:g}, where SVHN writes 1 to 10"):
+        load_samples(tmp_path)
