@@ -99,6 +99,16 @@ def check_digits(source: Path, name: str, labels: list) -> None:
                              f"labels.json; the official digitStruct.mat's 10 is turned into 0 when it is read)")
 
 
+def labelled_folder(data: str | Path) -> Path:
+    """The labelled folder a --data names: a root holding train/, or the folder itself."""
+    root = Path(data)
+    return root / "train" if (root / "train").is_dir() else root
+
+
+# What Pillow raises for a truncated or garbled file, by the time its pixels are read.
+UNREADABLE = (OSError, SyntaxError, ValueError)
+
+
 def open_image(path: Path, mode: str) -> Image.Image:
     """A labelled photo, read whole now: Pillow reads lazily, so a damaged file would otherwise fail
     later, deep inside training, without its name."""
@@ -107,7 +117,7 @@ def open_image(path: Path, mode: str) -> Image.Image:
             return image.convert(mode)
     except FileNotFoundError:
         raise InputError(f"{path}: no such image, though its labels name it") from None
-    except (OSError, SyntaxError, ValueError) as error:  # Pillow's words for a truncated or garbled file
+    except UNREADABLE as error:
         raise InputError(f"{path}: not a picture that can be read ({error}); replace it, or drop it from the labels") from None
 
 
@@ -202,16 +212,16 @@ def unpack(archive: Path, target: Path) -> None:
     scratch = target.with_name(f".{target.name}.unpacking")
     shutil.rmtree(scratch, ignore_errors=True)  # what an interrupted run left
     try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(scratch, filter="data")
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(scratch, filter="data")
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+            raise InputError(f"{archive}: damaged or cut short ({error}); delete it and run download again") from None
+        if not (scratch / target.name).is_dir():
+            raise InputError(f"{archive} holds no {target.name}/ folder: not an SVHN archive")
+        (scratch / target.name).rename(target)
+    finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        raise InputError(f"{archive}: damaged or cut short ({error}); delete it and run download again") from None
-    if not (scratch / target.name).is_dir():
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise InputError(f"{archive} holds no {target.name}/ folder: not an SVHN archive")
-    (scratch / target.name).rename(target)
-    shutil.rmtree(scratch)
 
 
 def fetch(url: str, partial: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 from model.cli import InputError
-from model.data import MAX_DIGITS, Sample, load_samples, open_image, split
+from model.data import MAX_DIGITS, Sample, labelled_folder, load_samples, open_image, split
 from model.preprocess import protocol_crop, to_input
 
 
@@ -41,8 +41,7 @@ class SeededBatches(keras.utils.PyDataset):
 
 def training_photos(data: str, val_fraction: float, seed: int) -> tuple[Path, list[Sample], list[Sample], dict]:
     """-> (labelled folder, training samples, held-out samples, grey image of each by path)."""
-    root = Path(data)
-    folder = root / "train" if (root / "train").is_dir() else root
+    folder = labelled_folder(data)
     readable = [s for s in load_samples(folder) if len(s.digits) <= MAX_DIGITS]  # drops 1 in 33,402 of SVHN train
     train_samples, val_samples = split(readable, val_fraction, seed)
     images = {s.path: open_image(s.path, "L") for s in train_samples + val_samples}

@@ -18,7 +18,6 @@ LOCATOR_SIZE = 192  # the longer side of the picture, as the localiser sees it
 STRIDE = 8  # pixels of that picture per heat-map cell
 GRID = LOCATOR_SIZE // STRIDE
 CHANNELS = 5  # heat, centre offset x and y in the cell, log width and log height in cells
-SAME_NUMBER = 0.5  # IoU above which two boxes are taken for one number seen twice
 FALSE_ALARMS = 0.025  # share of digit-free validation pictures allowed to score above the "found" threshold
 
 
@@ -65,31 +64,23 @@ def decode(output: np.ndarray, scale: float, min_score: float = 0.05, limit: int
     """Model output (GRID, GRID, CHANNELS) -> [(score, box in original pixels)], best first.
 
     A peak is a cell at least as hot as its eight neighbours; boxes overlapping a better one
-    by more than half are dropped (distinct()).
+    by more than half are dropped.
     """
     heat = output[..., 0]
     neighbours = np.lib.stride_tricks.sliding_window_view(np.pad(heat, 1), (3, 3)).max(axis=(2, 3))
     iy, ix = np.nonzero((heat >= neighbours) & (heat >= min_score))
-    peaks = []
+    found: list[tuple[float, Box]] = []
     for k in np.argsort(-heat[iy, ix]):
         y, x = iy[k], ix[k]
         _, dx, dy, log_w, log_h = output[y, x]
         width, height = np.exp(np.clip([log_w, log_h], -3, 6)) * STRIDE
         cx, cy = (x + dx) * STRIDE, (y + dy) * STRIDE
-        peaks.append((float(heat[y, x]), tuple(float(v) / scale for v in (cx - width / 2, cy - height / 2, width, height))))
-    return distinct(peaks, limit)
-
-
-def distinct(found: list[tuple[float, Box]], limit: int) -> list[tuple[float, Box]]:
-    """The best `limit` of scored boxes, best first, leaving out any that overlaps a better one by
-    more than half (IoU): the same number found twice would take the place of another region."""
-    kept: list[tuple[float, Box]] = []
-    for score, box in sorted(found, key=lambda f: f[0], reverse=True):
-        if all(iou(box, other) <= SAME_NUMBER for _, other in kept):
-            kept.append((score, box))
-            if len(kept) == limit:
-                break
-    return kept
+        box = tuple(float(v) / scale for v in (cx - width / 2, cy - height / 2, width, height))
+        if all(iou(box, other) <= 0.5 for _, other in found):
+            found.append((float(heat[y, x]), box))
+        if len(found) == limit:
+            break
+    return found
 
 
 def intersection(a: Box, b: Box) -> float:

@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from model.cli import InputError, said_plainly
+from model.data import UNREADABLE
 from model.preprocess import CROP_MARGIN
 
 
@@ -42,7 +43,7 @@ def label_folder(model: str, folder: str, threshold: float) -> dict:
         try:
             with Image.open(path) as image:
                 picture = image.convert("RGB")
-        except (OSError, SyntaxError, ValueError) as error:  # Pillow's words for a truncated or garbled file
+        except UNREADABLE as error:
             # One damaged photo among thousands without labels costs that photo, not the recipe's hours.
             print(f"{path}: skipped, not a picture that can be read ({error})", file=sys.stderr)
             continue

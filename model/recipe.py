@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from model.cli import InputError, said_plainly
-from model.data import no_folder
+from model.data import labelled_folder, no_folder
 from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL
 
 
@@ -124,8 +124,7 @@ def finished_stages(recipe: dict, data: str, runs: Path, settings: dict, config_
     not trained again. A finished run made otherwise (other data, a quick run's epochs, a single
     run with other settings) stops the recipe before its first stage trains, rather than being kept
     or lost."""
-    root = Path(data)
-    folder = root / "train" if (root / "train").is_dir() else root  # what model.train records as its data
+    folder = labelled_folder(data)  # what model.train records as its data
     done, stale = set(), []
     for stage in recipe["stages"]:
         record_file = runs / stage["run"] / "train.json"
