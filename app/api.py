@@ -1,7 +1,8 @@
 """The JSON API: POST /predict reads the number in an image, GET /healthz says the model is loaded.
 
 This layer only translates HTTP: it finds the image bytes in the request, hands them to
-app.isolated to decode (app.images, in a child process) and to the pipeline (model/pipeline.py) to read, and turns the result into JSON.
+app.isolated to decode (app.images, in a child process), to the pipeline (model/pipeline.py) to read,
+and to app.answer to put the reading in the uploaded image's terms.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import re
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.images import ImageError, original_size
+from app.answer import answer_body
+from app.images import ImageError
 from app.isolated import decode_image
 
 bp = Blueprint("api", __name__)
@@ -120,35 +122,9 @@ def predict():
             raise ImageError(400, f"kind={sent} was sent in the body; send it in the query string: /predict?kind={sent}.")
     image = decode_image(data, current_app.config["MAX_IMAGE_PIXELS"])
     pipeline = current_app.extensions["pipeline"]
-    answer = pipeline.read_drawing(image) if kind == "drawing" else pipeline.read(image)
-    width, height = original_size(image)
-    # Big photos are decoded at a reduced scale; boxes go back in the uploaded image's pixels.
-    to_original = width / image.width, height / image.height
-
-    def box(region) -> list[int]:
-        left, top, w, h = region
-        x0, y0 = max(0.0, left) * to_original[0], max(0.0, top) * to_original[1]
-        x1, y1 = min(width, (left + w) * to_original[0]), min(height, (top + h) * to_original[1])
-        return [round(x0), round(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0))]
-
-    best = answer.best
-    return jsonify(
-        found=answer.found,
-        number=answer.number,
-        confidence=round(best.reading.confidence, 4) if answer.found else 0.0,
-        confident=answer.confident,
-        box=box(best.box) if answer.found else None,
-        digit_boxes=[box(b) for b in best.digit_boxes] if answer.found and best.digit_boxes else None,
-        candidates=[{"number": c.reading.number, "confidence": round(c.reading.confidence, 4),
-                     "score": round(c.score, 4), "box": box(c.box)} for c in answer.candidates],
-        probabilities={
-            "length": [round(p, 4) for p in best.reading.length_probs],
-            "digits": [[round(p, 4) for p in position] for position in best.reading.digit_probs],
-        } if best else None,
-        model_ms=round(answer.model_ms, 3),
-        model=pipeline.drawing_reader.name if kind == "drawing" else pipeline.name,
-        image={"width": width, "height": height},
-    )
+    if kind == "drawing":
+        return jsonify(answer_body(pipeline.read_drawing(image), image, pipeline.drawing_reader.name))
+    return jsonify(answer_body(pipeline.read(image), image, pipeline.name))
 
 
 @bp.get("/healthz")
