@@ -6,7 +6,8 @@ import { prepare } from './picture.js';
 import * as result from './result.js';
 
 const $ = (id) => document.getElementById(id);
-const MAX_BYTES = Number(document.querySelector('main').dataset.maxUploadBytes) || 10000000;
+// The server's MAX_UPLOAD_BYTES, written into the page as it is served (app/pages.py): the one figure.
+const MAX_BYTES = Number(document.querySelector('main').dataset.maxUploadBytes);
 const AUTO_READ_MS = 800; // a pause this long after a stroke reads the drawing
 // Heroku's router gives up on a request after 30 s, and no read takes near that: waiting longer
 // for an answer is waiting for one that will not come.

@@ -1,4 +1,6 @@
-"""The documents' links between themselves: a moved section or file must not leave a dead link."""
+"""The documents against what they describe: a moved section or file must not leave a dead link, and a
+changed default must not leave the documents giving the old one."""
+import json
 import re
 from pathlib import Path
 
@@ -25,3 +27,38 @@ def test_relative_links_and_their_anchors_resolve(document):
         assert linked.exists(), f"{document.name}: {target}"
         if anchor and linked.suffix == ".md":
             assert anchor in anchors(linked), f"{document.name}: {target}"
+
+
+# The environment variables whose defaults are the app's own (app/__init__.py, DEFAULTS): the tables
+# of README.md and docs/api.md and the OpenAPI description repeat them for readers, the code is the source.
+APP_DEFAULTS = {"MAX_UPLOAD_BYTES": "MAX_CONTENT_LENGTH", "MAX_IMAGE_PIXELS": "MAX_IMAGE_PIXELS",
+                "UPLOAD_SECONDS": "UPLOAD_SECONDS", "TRUSTED_PROXIES": "TRUSTED_PROXIES", "RATE_LIMIT": "RATE_LIMIT",
+                "MODEL_PATH": "MODEL_PATH", "LOCATOR_PATH": "LOCATOR_PATH", "DRAWING_MODEL_PATH": "DRAWING_MODEL_PATH"}
+
+
+def as_documented(value) -> str:
+    """A default as the tables write it: a path from the repository's root, a number as Python prints it."""
+    if isinstance(value, str) and value.endswith(".tflite"):
+        return f"`{Path(value).relative_to(ROOT)}`"
+    if value == "":
+        return "(none)"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@pytest.mark.parametrize("document", [ROOT / "README.md", ROOT / "docs" / "api.md"], ids=lambda d: d.name)
+def test_the_settings_tables_give_the_apps_own_defaults(document):
+    from app import DEFAULTS
+
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+?) \|", document.read_text(), flags=re.MULTILINE))
+    for variable, key in APP_DEFAULTS.items():
+        assert rows.get(variable) == as_documented(DEFAULTS[key]), \
+            f"{document.name} gives {variable}'s default as {rows.get(variable)}; app/__init__.py (DEFAULTS) as {DEFAULTS[key]!r}"
+
+
+def test_the_openapi_description_gives_the_apps_own_limits():
+    from app import DEFAULTS
+
+    description = json.loads((ROOT / "app" / "openapi.json").read_text())["paths"]["/predict"]["post"]["description"]
+    for variable, per in (("MAX_UPLOAD_BYTES", "request"), ("MAX_IMAGE_PIXELS", "image")):
+        said = f"{variable} per {per} (default {DEFAULTS[APP_DEFAULTS[variable]]:,})"
+        assert said in description, f"app/openapi.json should say {said!r}, as app/__init__.py (DEFAULTS) has it"
