@@ -147,6 +147,22 @@ def test_a_confident_threshold_calibrated_with_another_reader_is_not_used(tmp_pa
         assert Pipeline(DEFAULT_MODEL, tmp_path / "locator.tflite").confident_threshold == expected
 
 
+def test_the_bundled_localiser_was_calibrated_with_the_bundled_reader(app):
+    # The localiser's card names the reader its confident threshold was set with (model.calibrate); with
+    # any other reader the pipeline quietly uses that reader's own threshold, and every answer's
+    # `confident` changes with no test failing. A new reader, under any name, needs the calibration again.
+    pipeline = app.extensions["pipeline"]
+    card = pipeline.locator.card
+    assert card.get("confident_threshold_reader") == pipeline.reader.name, (
+        f"{pipeline.locator.path.with_suffix('.json')} was calibrated with {card.get('confident_threshold_reader')!r}, "
+        f"not the served reader {pipeline.reader.name!r}: run python -m model.calibrate --val-of <its run> --model "
+        f"{pipeline.reader.path}")
+    assert pipeline.confident_threshold == card["confident_threshold"]
+    # The documents give the threshold served; the card is its source.
+    for document in ("README.md", "docs/api.md", "docs/accuracy.md"):
+        assert f"{card['confident_threshold']:.3f}" in (FIXTURES.parent.parent / document).read_text(), document
+
+
 class WindowLocator(FakeLocator):
     """Finds nothing in the whole picture; in a window, a box only where the window holds `spot`."""
 
