@@ -11,6 +11,7 @@ validation pictures without digits, model/calibrate.py) and it has at least one 
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +23,8 @@ from model.drawing import Sheet
 from model.heatmap import LOCATOR_SIZE, intersection, iou
 from model.preprocess import Box, grow_box, protocol_crop
 from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL, Locator, Reader, Reading
+
+log = logging.getLogger(__name__)
 
 CANDIDATES = 2  # regions read per picture: a third changed no answer on validation and cost 2-3 ms
 MARGINS = (0.3, 0.2)  # per side, in box sizes, the usual first: a looser third (0.45) changed no answer on validation
@@ -114,6 +117,10 @@ class Pipeline:
         card = self.locator.card
         calibrated = card.get("confident_threshold") and card.get("confident_threshold_reader") == self.reader.name
         self.confident_threshold = float(card["confident_threshold"]) if calibrated else self.reader.threshold
+        if card.get("confident_threshold") and not calibrated:  # a new reader whose calibration was forgotten
+            log.warning("%s's confident threshold was set with the reader %r, not %r: using the reader's own (%.3f); "
+                        "run python -m model.calibrate for this pair", self.locator.path.with_suffix(".json"),
+                        card.get("confident_threshold_reader"), self.reader.name, self.reader.threshold)
 
     def read(self, image: Image.Image) -> Answer:
         boxes, model_ms = self.locator.find(image, limit=CANDIDATES)

@@ -135,7 +135,7 @@ def test_a_closer_look_replaces_the_box_only_where_it_overlaps_and_keeps_the_bet
     assert answer.best.box == (400, 300, 40, 30) and answer.best.score == 0.9
 
 
-def test_a_confident_threshold_calibrated_with_another_reader_is_not_used(tmp_path):
+def test_a_confident_threshold_calibrated_with_another_reader_is_not_used(tmp_path, caplog):
     from model.runtime import DEFAULT_LOCATOR, DEFAULT_MODEL, Reader
 
     reader = Reader(DEFAULT_MODEL)
@@ -144,7 +144,11 @@ def test_a_confident_threshold_calibrated_with_another_reader_is_not_used(tmp_pa
     for calibrated_with, expected in ((reader.name, 0.99), ("another reader", reader.threshold)):
         (tmp_path / "locator.json").write_text(json.dumps(dict(card, confident_threshold=0.99,
                                                                confident_threshold_reader=calibrated_with)))
+        caplog.clear()
         assert Pipeline(DEFAULT_MODEL, tmp_path / "locator.tflite").confident_threshold == expected
+        # The operator who swapped the reader and forgot the calibration is told, at start.
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert (calibrated_with == "another reader") == any("model.calibrate" in m for m in warned), warned
 
 
 def test_the_bundled_localiser_was_calibrated_with_the_bundled_reader(app):
