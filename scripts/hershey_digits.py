@@ -8,6 +8,7 @@ The strokes are kept as data rather than the package being a test dependency bec
 hershey-fonts wheel also installs a top-level `tests` package, which shadows this project's
 tests/ and breaks `from tests.conftest import ...` in every test module.
 """
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -39,4 +40,5 @@ def main(out: Path = OUT) -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()  # --help, not a run
     main()

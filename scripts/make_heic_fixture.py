@@ -8,6 +8,7 @@ the HEIF rotation the iPhone uses. A reader that ignores the orientation sees th
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pillow_heif
@@ -31,4 +32,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()  # --help, not a run
     main()

@@ -7,6 +7,7 @@ being read right: the page shows visitors whether the model got each one right.
 Each photo is copied unchanged (the model reads it as a visitor's upload) with a small JPEG
 thumbnail for the gallery, and samples.json gives the true numbers.
 """
+import argparse
 import json
 import shutil
 import sys
@@ -41,4 +42,5 @@ def main(out: Path = ROOT / "static/samples") -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()  # --help, not a run
     main()

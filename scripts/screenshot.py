@@ -6,6 +6,7 @@ mouse along the Hershey font's strokes (scripts/pen.py).
     apt-get install chromium    # Playwright drives it; requirements-dev.txt has playwright
     .venv/bin/python scripts/screenshot.py docs
 """
+import argparse
 import os
 import subprocess
 import sys
@@ -85,4 +86,6 @@ def main(out_dir: str, port: int = 8765) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "docs")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out_dir", nargs="?", default="docs", help="where the PNGs go (default docs)")
+    main(parser.parse_args().out_dir)

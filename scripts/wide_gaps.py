@@ -11,6 +11,7 @@ drawings made as model.evaluate's handwriting protocol makes them (0.05 to 0.5 h
 read both ways too: closing up touches only gaps wider than the ink's half height, so their
 figure should not move.
 """
+import argparse
 import sys
 from pathlib import Path
 
@@ -67,4 +68,6 @@ def main(mnist: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mnist", help="the folder of MNIST's idx files")
+    main(parser.parse_args().mnist)
