@@ -38,8 +38,10 @@ from app.images import ImageError
 
 log = logging.getLogger(__name__)  # under Flask's own logger ("app"), so its lines go where the app's do
 # What a child may add to the worker's memory (its writable data, which counts the decoder's buffers but
-# not the pages it shares with the worker). The costliest picture the limits let in adds about 180 MB
-# (docs/performance.md, "Worst-case memory"); above this, allocations fail and the upload is refused (413).
+# not the pages it shares with the worker). The costliest pictures the limits let in add about 180 MB to
+# the child's resident memory (docs/performance.md, "Worst-case memory") and need up to about 212 MB of
+# this allowance, which also counts what malloc reserved and has not touched (found by lowering it until
+# they were refused); above it, allocations fail and the upload is refused (413).
 MEMORY_BYTES = 300_000_000
 # CPU seconds a child may spend. The costliest picture decodes in about half a second here.
 CPU_SECONDS = 10
