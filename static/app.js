@@ -38,6 +38,9 @@ let objectUrl = null;
 let source = null; // what the result shows: 'photo', 'drawing' or 'sample'
 let timer = null; // the drawing's pending automatic read
 let underWay = null; // the kind of read under way, if any
+// Counts what changed the drawing (a stroke begun, Undo, Clear): a picture of the pad taken across a
+// change shows a drawing no longer there.
+let drawingChanges = 0;
 
 // kind: 'drawing' for the pad, whose ink is the number; 'photo' for anything else.
 async function post(blob, kind, signal) {
@@ -288,6 +291,7 @@ const pad = new Pad(canvas, {
 // stroke read as a confident 1): it is dropped, and the stroke's end reads the pad again.
 canvas.addEventListener('pointerdown', (e) => {
   if (e.pointerType === 'mouse' && e.button !== 0) return; // not a stroke (pad.js)
+  drawingChanges++;
   clearTimeout(timer);
   if (underWay === 'drawing') {
     cancel();
@@ -307,8 +311,12 @@ async function readDrawing() {
     complain('Draw a number on the pad first.', { underPad: true });
     return;
   }
+  const changes = drawingChanges;
   const blob = await pad.toBlob();
-  if (!blob) return;
+  // The picture is taken asynchronously (in Chromium, after a finger's stroke, it waits up to a second for an
+  // idle moment): a stroke begun or Undo or Clear meanwhile is not yet a read under way to drop, and the
+  // picture would answer for a drawing no longer on the pad. The stroke's end, or Undo, reads the pad again.
+  if (!blob || changes !== drawingChanges) return;
   padAnswer('Reading…');
   read('drawing', { url: newObjectUrl(blob), alt: 'Your drawing', caption: 'Your drawing' },
     async () => ({ blob, width: PAD.width, height: PAD.height, note: '' }));
@@ -316,6 +324,7 @@ async function readDrawing() {
 
 // Undo down to nothing, or clear: a result of the drawing no longer describes the pad.
 function drawingChanged() {
+  drawingChanges++;
   if (!pad.isEmpty) {
     schedule();
   } else {

@@ -258,6 +258,70 @@ def test_a_stroke_begun_during_a_read_drops_that_read(page):
     wait_for_number(page, "7")
 
 
+# The pad's picture held until the test lets it go: taking it is asynchronous (canvas.toBlob), and
+# in Chromium after a finger's stroke it waits for an idle moment, up to a second.
+HOLD_PICTURES = """
+(() => {
+  const toBlob = HTMLCanvasElement.prototype.toBlob;
+  window.heldPictures = [];
+  HTMLCanvasElement.prototype.toBlob = function (callback, ...rest) {
+    toBlob.call(this, (blob) => window.heldPictures.push(() => callback(blob)), ...rest);
+  };
+  window.letPicturesGo = () => { for (const go of window.heldPictures.splice(0)) go(); };
+})();
+"""
+
+
+def page_holding_pictures(open_page):
+    browser_page = open_page()
+    browser_page.context.add_init_script(HOLD_PICTURES)
+    return browser_page.open()
+
+
+def test_clear_while_the_drawing_is_being_taken_reads_nothing(open_page):
+    # Clear tapped a second after the last stroke, when the automatic read was taking the pad's
+    # picture: the cleared drawing was read, and its answer shown over an empty pad.
+    page = page_holding_pictures(open_page)
+    reads = []
+    page.on("request", lambda request: reads.append(request.url) if "/predict" in request.url else None)
+    draw(page, "42", fill=0.6)
+    page.wait_for_function("() => window.heldPictures.length > 0")  # the pause is over: the picture is being taken
+    page.click("#clear")
+    page.evaluate("window.letPicturesGo()")
+    page.wait_for_timeout(1500)
+    assert reads == []
+    assert page.is_hidden("#reading") and page.is_visible("#empty") and page.is_hidden("#pad-answer")
+
+
+def test_a_stroke_begun_while_the_drawing_is_being_taken_drops_that_read(open_page):
+    # A 7's second stroke begun as the first one's picture was being taken: the first stroke's answer
+    # ("1") came while the visitor drew the bar.
+    page = page_holding_pictures(open_page)
+    reads = []
+    page.on("request", lambda request: reads.append(request.url) if "/predict" in request.url else None)
+    page.locator("#pad").scroll_into_view_if_needed()
+    pad = page.locator("#pad").bounding_box()
+    x, y = pad["x"] + pad["width"] / 2, pad["y"] + pad["height"] / 4
+    page.mouse.move(x + 30, y)
+    page.mouse.down()
+    page.mouse.move(x - 30, y + 120, steps=5)
+    page.mouse.up()
+    page.wait_for_function("() => window.heldPictures.length > 0")
+    page.mouse.move(x - 40, y)
+    page.mouse.down()  # the bar begins
+    page.mouse.move(x, y, steps=3)
+    page.evaluate("window.letPicturesGo()")
+    page.wait_for_timeout(1500)
+    assert reads == []
+    assert page.is_hidden("#reading") and page.text_content("#busy") == "" and page.is_hidden("#pad-answer")
+    page.mouse.move(x + 30, y, steps=3)
+    page.mouse.up()  # the stroke's end reads the whole 7
+    page.wait_for_function("() => window.heldPictures.length > 0")
+    page.evaluate("window.letPicturesGo()")
+    wait_for_number(page, "7")
+    assert len(reads) == 1
+
+
 def test_a_photo_chosen_just_after_drawing_keeps_its_answer(page, photo_210):
     drawings = []
     page.on("request", lambda request: drawings.append(request.url) if "kind=drawing" in request.url else None)
