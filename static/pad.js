@@ -33,10 +33,15 @@ export class Pad {
     this.redraw();
   }
 
-  // The canvas may be shrunk by CSS on narrow phones, so map displayed to logical pixels.
+  // The canvas may be shrunk by CSS on narrow phones, so map displayed to logical pixels. Its picture
+  // fills the content box, inside the border: measured from the border box, the ink landed up to
+  // 2 CSS pixels off the pointer, towards the middle.
   toPad(e) {
-    const r = this.canvas.getBoundingClientRect();
-    return [((e.clientX - r.left) / r.width) * this.width, ((e.clientY - r.top) / r.height) * this.height];
+    const c = this.canvas;
+    const r = c.getBoundingClientRect();
+    const x = e.clientX - r.left - c.clientLeft;
+    const y = e.clientY - r.top - c.clientTop;
+    return [(x / (r.width - 2 * c.clientLeft)) * this.width, (y / (r.height - 2 * c.clientTop)) * this.height];
   }
 
   listen() {

@@ -334,6 +334,30 @@ def test_a_photo_chosen_just_after_drawing_keeps_its_answer(page, photo_210):
     assert page.text_content("#number") == "210" and page.text_content("#seen-caption").startswith("house-210.png")
 
 
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_ink_lands_under_the_pointer(open_page, viewport):
+    # The pointer was mapped through the canvas' border box, its picture fills the content box inside
+    # the 2 px border: the ink landed up to 2 CSS pixels (3.4 of the pad's) off, towards the middle.
+    page = open_page(viewport).open()
+    left, top, width, height = page.eval_on_selector("#pad", "c => [c.clientLeft, c.clientTop, c.clientWidth, c.clientHeight]")
+    for x, y in [(20, 20), (460, 220)]:
+        page.locator("#pad").scroll_into_view_if_needed()
+        pad = page.locator("#pad").bounding_box()
+        page.mouse.move(pad["x"] + left + x * width / 480, pad["y"] + top + y * height / 240)
+        page.mouse.down()
+        page.mouse.up()  # a dot, centred where the mouse was
+        centre = page.evaluate("""() => {
+          const out = document.createElement('canvas'); out.width = 480; out.height = 240;
+          const ctx = out.getContext('2d'); ctx.drawImage(document.getElementById('pad'), 0, 0, 480, 240);
+          const d = ctx.getImageData(0, 0, 480, 240).data;
+          let n = 0, sx = 0, sy = 0;
+          for (let i = 0; i < 480 * 240; i++) if (d[i * 4] < 128) { n++; sx += i % 480 + 0.5; sy += Math.floor(i / 480) + 0.5; }
+          return [sx / n, sy / n];
+        }""")
+        assert abs(centre[0] - x) < 0.75 and abs(centre[1] - y) < 0.75, (x, y, centre)
+        page.click("#clear")
+
+
 def test_read_undo_and_clear_by_keyboard(page):
     blank = pad_pixels(page)
     draw(page, "4", fill=0.6)
