@@ -20,6 +20,14 @@ from model.preprocess import CROP_MARGIN, Box
 INK = 6
 NARROWEST = 0.5  # a cut is at least this wide for its height
 SPECK = 0.15  # a piece less tall than this share of the drawing is a stray dot, not a digit
+# A blob of ink whose longest side is under MARK of the tallest blob's height, at least APART of that
+# height from any other ink, stubby and strong is a mark left by accident (a tap, a flick): digits of
+# one number are drawn about one height. Read with the number, it was a digit more (3 read 30 with
+# 99.9% confidence). A faint digit (as model/handwriting.py draws some) breaks into small blobs too.
+MARK = 1 / 3
+APART = 0.15
+STUBBY = 2  # no longer than this many widths of its stroke: a tap, or a flick of the pen
+STRONG = 0.5  # and inked at least this share as strongly as the drawing's strongest: not a piece of a faint digit
 # One piece of ink less tall than this many widths of its thickest stroke is a tap (a dot, or a
 # dot dragged up to 6 pixels) or a dash, not a digit: the reader, shown it enlarged to fill its
 # input, took a tap for a confident 0 and a dash for a 1. From the page's pad (its 16-pixel round
@@ -47,6 +55,37 @@ class Sheet:
         paper = int(np.median(pixels))
         return cls(grey, paper, np.abs(pixels - paper) > INK)
 
+    def without_marks(self) -> Sheet:
+        """The drawing less its stray marks (MARK): blobs apart from the rest, found by cutting the
+        ink along columns without ink, then each column's ink along rows without ink. Itself when
+        there is none."""
+        stretches, boxes = [], []  # a blob's stretch of rows of its column holds it alone; its own box
+        for left, right in runs(self.ink.any(axis=0)):
+            for top, bottom in runs(self.ink[:, left:right].any(axis=1)):
+                x, y, width, height = box_of(self.ink[top:bottom, left:right])
+                stretches.append((left, right, top, bottom))
+                boxes.append((left + int(x), top + int(y), left + int(x + width), top + int(y + height)))
+        tallest = max((y1 - y0 for _, y0, _, y1 in boxes), default=0)
+        contrast = np.abs(np.asarray(self.grey, dtype=np.int16) - self.paper)
+        strongest = contrast.max(initial=0)
+
+        def apart(i: int) -> float:  # the gap from blob i's box to the nearest other's
+            x0, y0, x1, y1 = boxes[i]
+            return min((max(ox0 - x1, x0 - ox1, oy0 - y1, y0 - oy1) for j, (ox0, oy0, ox1, oy1) in enumerate(boxes)
+                        if j != i), default=0)
+
+        marks = [stretches[i] for i, (x0, y0, x1, y1) in enumerate(boxes)
+                 if max(x1 - x0, y1 - y0) < MARK * tallest and apart(i) >= APART * tallest
+                 and contrast[y0:y1, x0:x1].max() >= STRONG * strongest
+                 and self.is_mark((x0, y0, x1 - x0, y1 - y0), STUBBY, longest=True)]
+        if not marks:
+            return self
+        grey, ink = np.array(self.grey), self.ink.copy()
+        for left, right, top, bottom in marks:
+            grey[top:bottom, left:right][ink[top:bottom, left:right]] = self.paper
+            ink[top:bottom, left:right] = False
+        return Sheet(Image.fromarray(grey), self.paper, ink)
+
     def box(self) -> Box | None:
         """The box around the ink, or None when there is no digit to read: no ink, or only a tap or a dash."""
         box = box_of(self.ink)
@@ -57,17 +96,18 @@ class Sheet:
             return None
         return box
 
-    def is_mark(self, piece: Box) -> bool:
-        """Whether a piece of ink is less tall than FLATTEST widths of its thickest stroke. Each
-        erosion wears a pixel off every side, so a stroke w wide is gone after w/2 of them: ink
-        that outlasts height / (2 FLATTEST) erosions is thicker than height / FLATTEST."""
+    def is_mark(self, piece: Box, widths: float = FLATTEST, longest: bool = False) -> bool:
+        """Whether a piece of ink is less tall (or, `longest`, less long either way) than `widths`
+        widths of its thickest stroke. Each erosion wears a pixel off every side, so a stroke w
+        wide is gone after w/2 of them: ink that outlasts height / (2 widths) erosions is thicker
+        than height / widths."""
         left, top, width, height = (int(v) for v in piece)
         # Every `step`-th pixel of a big piece (any upload may be read as a drawing): the ratio is
         # the same, and a 2048-pixel outline took 731 erosions and 1.4 s instead of a few ms.
         step = -(-max(width, height) // MARK_SIDE)
         cut = self.ink[top:top + height:step, left:left + width:step]
         ink = np.pad(cut, 1)  # sheet all round: it wears from every side
-        for erosion in range(int(cut.shape[0] / (2 * FLATTEST))):
+        for erosion in range(int((max(cut.shape) if longest else cut.shape[0]) / (2 * widths))):
             ink = eroded(ink, erosion)
             if not ink.any():
                 return False
@@ -77,10 +117,9 @@ class Sheet:
     def pieces(self) -> list[Box]:
         """The boxes of the ink between columns without ink, left to right, stray dots left out
         (worked out once: box() and the pipeline's reading both need them)."""
-        inked = self.ink.any(axis=0)
-        edges = np.flatnonzero(np.diff(np.concatenate([[False], inked, [False]]).astype(np.int8)))
-        boxes = [box_of(self.ink[:, start:end]) for start, end in zip(edges[0::2], edges[1::2])]
-        boxes = [(left + start, top, width, height) for (left, top, width, height), start in zip(boxes, edges[0::2])]
+        columns = runs(self.ink.any(axis=0))
+        boxes = [box_of(self.ink[:, start:end]) for start, end in columns]
+        boxes = [(left + start, top, width, height) for (left, top, width, height), (start, _) in zip(boxes, columns)]
         tallest = max((box[3] for box in boxes), default=0)
         return [box for box in boxes if box[3] >= SPECK * tallest]
 
@@ -93,9 +132,8 @@ class Sheet:
             return self
         widest = max(1, round(WIDEST_GAP * box[3]))
         inked = self.ink.any(axis=0)
-        edges = np.flatnonzero(np.diff(np.concatenate([[True], inked, [True]]).astype(np.int8)))
-        # Runs of blank columns between the first and last inked ones: (start, end) pairs.
-        gaps = [(start, end) for start, end in zip(edges[0::2], edges[1::2]) if start > 0 and end < len(inked)]
+        # Runs of blank columns between the first and last inked ones.
+        gaps = [(start, end) for start, end in runs(~inked) if start > 0 and end < len(inked)]
         if all(end - start <= widest for start, end in gaps):
             return self
         keep = np.ones(len(inked), bool)
@@ -127,6 +165,12 @@ def eroded(mask: np.ndarray, step: int) -> np.ndarray:
     if step % 2 == 0:
         inner &= mask[:-2, :-2] & mask[:-2, 2:] & mask[2:, :-2] & mask[2:, 2:]
     return np.pad(inner, 1)
+
+
+def runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """The (start, end) of each run of True in a row of flags."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], flags, [False]]).astype(np.int8)))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
 
 
 def box_of(mask: np.ndarray) -> Box | None:

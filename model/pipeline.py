@@ -156,7 +156,7 @@ class Pipeline:
         the whole one: a digit drawn in two strokes with a gap between them makes one piece too
         many, and the whole reading is the better judge of the count. An empty sheet is no number.
         """
-        sheet = Sheet.of(image)
+        sheet = Sheet.of(image).without_marks()  # a tap or flick left beside the number is no digit
         box = sheet.box()
         if box is None:
             return Answer(False, None, [], 0.0)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from model.drawing import Sheet
+from model.drawing import Sheet, box_of
 from model.pipeline import joined
 from model.runtime import Reading
 from scripts.pen import pen_drawing
@@ -177,6 +177,57 @@ def test_short_strokes_and_a_dash_beside_digits_are_still_read(pipeline):
     # A 1 under 3 pen widths tall is still a digit; a dash among digits is no single mark.
     assert pipeline.read_drawing(pen_marks((240, 100, 240, 140))).number == "1"
     assert Sheet.of(pen_marks((100, 60, 100, 180), (150, 120, 200, 120), (260, 60, 260, 180))).box() is not None
+
+
+def marked(number: str, *marks) -> Image.Image:
+    """`number` drawn with a pen 120 pixels high, with room around it for marks ((x0, y0, x1, y1) in
+    the drawing's pixels, drawn as the pad's 16-pixel pen draws) left by accident."""
+    drawing = pen_drawing(number)
+    image = Image.new("RGB", (drawing.width + 160, drawing.height + 120), "white")
+    image.paste(drawing, (0, 120))
+    draw = ImageDraw.Draw(image)
+    for x0, y0, x1, y1 in marks:
+        draw.line((x0, y0, x1, y1), fill="black", width=16)
+        for x, y in ((x0, y0), (x1, y1)):
+            draw.ellipse((x - 8, y - 8, x + 8, y + 8), fill="black")
+    return image
+
+
+def test_a_mark_apart_from_the_number_is_taken_off_and_nothing_else():
+    plain = Sheet.of(marked("385"))
+    right, above = plain.grey.width - 60, 40
+    for mark in ((right, 200, right, 200), (right, 200, right + 10, 212), (60, above, 74, above)):
+        drawing = Sheet.of(marked("385", mark)).without_marks()
+        assert (drawing.ink == plain.ink).all(), mark
+        assert (np.asarray(drawing.grey) == np.asarray(plain.grey)).all(), mark
+    # Not a mark: a tap close to the number (a 1's flag drawn apart, a digit's own broken-off piece).
+    ink_right = box_of(plain.ink)[0] + box_of(plain.ink)[2]
+    close = Sheet.of(marked("385", (ink_right + 14, 220, ink_right + 14, 220)))
+    assert close.without_marks() is close
+    # Not marks, though small and apart: a faint blob and a thin dash (pieces of a faint or broken
+    # digit, as MNIST's drawings have them).
+    for faint, width in ((200, 16), (30, 4)):
+        image = marked("385")
+        ImageDraw.Draw(image).line((right, 200, right, 214), fill=(faint,) * 3, width=width)
+        drawing = Sheet.of(image)
+        assert drawing.without_marks() is drawing, (faint, width)
+    # Nothing to take off: a lone tap (box() says it is no number), digits of a size, no ink at all.
+    for image in (pen_marks((240, 120, 240, 120)), pen_marks((100, 60, 100, 180), (200, 60, 200, 180)),
+                  Image.new("RGB", (100, 50), "white")):
+        drawing = Sheet.of(image)
+        assert drawing.without_marks() is drawing
+
+
+def test_a_tap_or_a_flick_beside_a_number_adds_no_digit(pipeline):
+    # The pad's pen left a tap or a short flick 25 pixels or more from the number: read with it, the
+    # number gained a digit, often with confidence (3 read 30 at 99.9%; the pad review of session 30).
+    for number in ("385", "7", "42"):
+        width = pen_drawing(number).width
+        for mark in ((width + 80, 200, width + 80, 200), (width + 60, 150, width + 72, 140), (30, 40, 44, 40)):
+            answer = pipeline.read_drawing(marked(number, mark))
+            left, top, box_width, _ = answer.best.box
+            assert answer.number == number, (number, mark)
+            assert top >= 120 and left + box_width <= width, (number, mark)  # the box is the number's alone
 
 
 def test_the_api_reads_the_pad_as_a_drawing(client, app):
