@@ -28,6 +28,7 @@ MARK = 1 / 3
 APART = 0.15
 STUBBY = 2  # no longer than this many widths of its stroke: a tap, or a flick of the pen
 STRONG = 0.5  # and inked at least this share as strongly as the drawing's strongest: not a piece of a faint digit
+MOST_BLOBS = 200  # a drawing with more is not tidied (Sheet.without_marks)
 # One piece of ink less tall than this many widths of its thickest stroke is a tap (a dot, or a
 # dot dragged up to 6 pixels) or a dash, not a digit: the reader, shown it enlarged to fill its
 # input, took a tap for a confident 0 and a dash for a 1. From the page's pad (its 16-pixel round
@@ -58,10 +59,13 @@ class Sheet:
     def without_marks(self) -> Sheet:
         """The drawing less its stray marks (MARK): blobs apart from the rest, found by cutting the
         ink along columns without ink, then each column's ink along rows without ink. Itself when
-        there is none."""
+        there is none, or when there are over MOST_BLOBS: no drawing of a number has that many, and
+        each blob is compared with every other (a grid of 16,000 dots beside a line took minutes)."""
         stretches, boxes = [], []  # a blob's stretch of rows of its column holds it alone; its own box
         for left, right in runs(self.ink.any(axis=0)):
             for top, bottom in runs(self.ink[:, left:right].any(axis=1)):
+                if len(stretches) == MOST_BLOBS:
+                    return self
                 x, y, width, height = box_of(self.ink[top:bottom, left:right])
                 stretches.append((left, right, top, bottom))
                 boxes.append((left + int(x), top + int(y), left + int(x + width), top + int(y + height)))

@@ -218,6 +218,17 @@ def test_a_mark_apart_from_the_number_is_taken_off_and_nothing_else():
         assert drawing.without_marks() is drawing
 
 
+def test_a_picture_of_more_blobs_than_a_drawing_has_is_not_tidied(monkeypatch):
+    # Each blob is compared with every other: a grid of 16,000 dots beside a line, sent as a drawing,
+    # took minutes of a worker. Past MOST_BLOBS the picture is read as it is.
+    import model.drawing
+
+    drawing = Sheet.of(marked("385", (490, 200, 490, 200)))
+    assert drawing.without_marks() is not drawing  # the tap beside 3, 8 and 5 goes
+    monkeypatch.setattr(model.drawing, "MOST_BLOBS", 3)
+    assert drawing.without_marks() is drawing
+
+
 def test_a_tap_or_a_flick_beside_a_number_adds_no_digit(pipeline):
     # The pad's pen left a tap or a short flick 25 pixels or more from the number: read with it, the
     # number gained a digit, often with confidence (3 read 30 at 99.9%; the pad review of session 30).
