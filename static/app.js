@@ -312,11 +312,13 @@ async function readDrawing() {
     return;
   }
   const changes = drawingChanges;
+  const newest = ticket;
   const blob = await pad.toBlob();
   // The picture is taken asynchronously (in Chromium, after a finger's stroke, it waits up to a second for an
   // idle moment): a stroke begun or Undo or Clear meanwhile is not yet a read under way to drop, and the
   // picture would answer for a drawing no longer on the pad. The stroke's end, or Undo, reads the pad again.
-  if (!blob || changes !== drawingChanges) return;
+  // A photo or sample chosen meanwhile is the newer action: sent now, the picture would abort its read.
+  if (!blob || changes !== drawingChanges || newest !== ticket) return;
   padAnswer('Reading…');
   read('drawing', { url: newObjectUrl(blob), alt: 'Your drawing', caption: 'Your drawing' },
     async () => ({ blob, width: PAD.width, height: PAD.height, note: '' }));

@@ -322,6 +322,27 @@ def test_a_stroke_begun_while_the_drawing_is_being_taken_drops_that_read(open_pa
     assert len(reads) == 1
 
 
+def test_a_sample_chosen_while_the_drawing_is_being_taken_keeps_its_answer(open_page, client):
+    # A sample picked as the automatic read was taking the pad's picture: once taken, the picture was
+    # sent anyway, aborted the sample's read and put the drawing's answer in its place.
+    page = page_holding_pictures(open_page)
+    drawings = []
+    page.on("request", lambda request: drawings.append(request.url) if "kind=drawing" in request.url else None)
+    draw(page, "4", fill=0.6)
+    page.wait_for_function("() => window.heldPictures.length > 0")
+    sample = page.locator(".sample").first
+    src = sample.get_attribute("data-src")
+    expected = server_reading(client, (Path(__file__).resolve().parent.parent / src.lstrip("/")).read_bytes())["number"]
+    sample.click()
+    page.evaluate("window.letPicturesGo()")
+    page.wait_for_function("src => document.getElementById('seen-img').getAttribute('src') === src"
+                           " && !document.getElementById('reading').hidden", arg=src)
+    page.wait_for_timeout(1500)
+    assert drawings == []
+    assert page.get_attribute("#seen-img", "src") == src
+    assert page.text_content("#number") == (expected or "No number found")
+
+
 def test_a_photo_chosen_just_after_drawing_keeps_its_answer(page, photo_210):
     drawings = []
     page.on("request", lambda request: drawings.append(request.url) if "kind=drawing" in request.url else None)
