@@ -342,8 +342,8 @@ function drawingChanged() {
 
 readBtn.addEventListener('click', readDrawing);
 undoBtn.addEventListener('click', () => {
-  pad.undo();
-  drawingChanged();
+  // An Undo refused mid-stroke changed nothing: counted, it scheduled a read of the half-drawn stroke.
+  if (pad.undo()) drawingChanged();
 });
 clearBtn.addEventListener('click', () => {
   pad.clear();

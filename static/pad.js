@@ -108,11 +108,13 @@ export class Pad {
     for (const stroke of this.strokes) this.paint(stroke, 0);
   }
 
+  // Whether a stroke was taken off: none is while one is drawn (Undo reached by the keyboard or another finger).
   undo() {
-    if (this.current) return;
+    if (this.current) return false;
     this.strokes.pop();
     this.redraw();
     this.onChange();
+    return true;
   }
 
   clear() {

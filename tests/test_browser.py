@@ -379,6 +379,32 @@ def test_the_ink_lands_under_the_pointer(open_page, viewport):
         page.click("#clear")
 
 
+def test_undo_pressed_during_a_stroke_reads_nothing_until_its_end(page):
+    # Undo by the keyboard (or another finger) while a stroke is drawn takes nothing off, but it scheduled
+    # the automatic read: the half-drawn stroke was sent while the mouse was still down.
+    reads = []
+    page.on("request", lambda request: reads.append(request.url) if "/predict" in request.url else None)
+    page.locator("#pad").scroll_into_view_if_needed()
+    pad = page.locator("#pad").bounding_box()
+    x, y = pad["x"] + pad["width"] / 2, pad["y"] + pad["height"] / 4
+    page.mouse.move(x - 40, y)
+    page.mouse.down()
+    page.mouse.move(x, y, steps=3)
+    page.mouse.up()  # a 7's bar
+    page.wait_for_function("() => !document.getElementById('undo').disabled")
+    page.focus("#undo")
+    page.mouse.move(x + 30, y)
+    page.mouse.down()  # its stem begins
+    page.mouse.move(x + 5, y + 60, steps=3)
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(1500)  # past the automatic read's pause
+    assert reads == []
+    page.mouse.move(x - 20, y + 120, steps=3)
+    page.mouse.up()
+    wait_for_number(page, "7")
+    assert len(reads) == 1
+
+
 def test_read_undo_and_clear_by_keyboard(page):
     blank = pad_pixels(page)
     draw(page, "4", fill=0.6)
