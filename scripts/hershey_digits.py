@@ -13,8 +13,6 @@ import json
 import sys
 from pathlib import Path
 
-from HersheyFonts import HersheyFonts
-
 FONT = "futural"  # Futura-like, one line per stroke: the way a hand draws digits
 OUT = Path(__file__).resolve().parent.parent / "tests/fixtures/hershey_digits.json"
 ACKNOWLEDGEMENTS = [
@@ -26,6 +24,8 @@ ACKNOWLEDGEMENTS = [
 
 
 def main(out: Path = OUT) -> None:
+    from HersheyFonts import HersheyFonts  # here, not at the top: --help works without the package (see above)
+
     font = HersheyFonts()
     font.load_default_font(FONT)
     glyphs = {}

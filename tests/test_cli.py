@@ -1,6 +1,7 @@
 """The training side's command lines, as a user meets them: a mistake in what they point at is one
 line and a non-zero exit, before any training starts or any bundled file is overwritten."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -276,3 +277,15 @@ def test_a_damaged_unlabelled_photo_is_skipped_by_name(tmp_path, capsys):
     record = label_folder(str(Path(__file__).resolve().parent.parent / "model" / "svhn.tflite"), str(folder), threshold=0.0)
     assert record["photos"] == 1 and list(record["labels"]) == ["good.png"]
     assert f"{folder / 'cut.png'}: skipped" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["hershey_digits", "make_heic_fixture", "samples", "screenshot", "wide_gaps", "device_bundle"])
+def test_a_scripts_help_is_its_usage_and_nothing_more(tmp_path, script):
+    # `--help` had run the scripts: screenshot.py wrote its PNGs into ./--help/, make_heic_fixture
+    # rewrote the fixture. It must also work without what only a run needs (hershey_digits' font package).
+    written = [FIXTURES / "heic" / "11-orientation6.heic", FIXTURES / "hershey_digits.json", ROOT / "static/samples/samples.json"]
+    before = [path.read_bytes() for path in written]
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and done.stdout.startswith("usage:"), done.stderr
+    assert list(tmp_path.iterdir()) == [] and [path.read_bytes() for path in written] == before
