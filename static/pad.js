@@ -34,8 +34,8 @@ export class Pad {
   }
 
   // The canvas may be shrunk by CSS on narrow phones, so map displayed to logical pixels. Its picture
-  // fills the content box, inside the border: measured from the border box, the ink landed up to
-  // 2 CSS pixels off the pointer, towards the middle.
+  // fills the box inside its border (style.css gives it no padding): measured from the border box, the
+  // ink landed up to 2 CSS pixels off the pointer, towards the middle.
   toPad(e) {
     const c = this.canvas;
     const r = c.getBoundingClientRect();
