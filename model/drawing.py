@@ -70,18 +70,24 @@ class Sheet:
                 stretches.append((left, right, top, bottom))
                 boxes.append((left + int(x), top + int(y), left + int(x + width), top + int(y + height)))
         tallest = max((y1 - y0 for _, y0, _, y1 in boxes), default=0)
-        contrast = np.abs(np.asarray(self.grey, dtype=np.int16) - self.paper)
-        strongest = contrast.max(initial=0)
 
         def apart(i: int) -> float:  # the gap from blob i's box to the nearest other's
             x0, y0, x1, y1 = boxes[i]
             return min((max(ox0 - x1, x0 - ox1, oy0 - y1, y0 - oy1) for j, (ox0, oy0, ox1, oy1) in enumerate(boxes)
                         if j != i), default=0)
 
-        marks = [stretches[i] for i, (x0, y0, x1, y1) in enumerate(boxes)
-                 if max(x1 - x0, y1 - y0) < MARK * tallest and apart(i) >= APART * tallest
-                 and contrast[y0:y1, x0:x1].max() >= STRONG * strongest
-                 and self.is_mark((x0, y0, x1 - x0, y1 - y0), STUBBY, longest=True)]
+        small = [i for i, (x0, y0, x1, y1) in enumerate(boxes)
+                 if max(x1 - x0, y1 - y0) < MARK * tallest and apart(i) >= APART * tallest]
+        if not small:  # most drawings: the picture's contrast is not worked out
+            return self
+        contrast = np.abs(np.asarray(self.grey, dtype=np.int16) - self.paper)
+        strongest = contrast.max()
+        marks = []
+        for i in small:
+            x0, y0, x1, y1 = boxes[i]
+            if (contrast[y0:y1, x0:x1].max() >= STRONG * strongest
+                    and self.is_mark((x0, y0, x1 - x0, y1 - y0), STUBBY, longest=True)):
+                marks.append(stretches[i])
         if not marks:
             return self
         grey, ink = np.array(self.grey), self.ink.copy()
