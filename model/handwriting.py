@@ -11,7 +11,7 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from model.render import digit_mask
 
@@ -68,20 +68,65 @@ def font_digits(fonts: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(images), np.array(labels, np.uint8)
 
 
-class Handwriting:
-    """Draws numbers of 1-4 MNIST digits as dark strokes on a light sheet, with their digit boxes."""
+def with_flag(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 1 (MNIST's light on black) given the flag many people write: a stroke from the top of its
+    stick down to the left, at the stick's own width. MNIST's 1s are nearly all plain sticks, so a
+    reader that learnt from them alone reads a flagged 1 as a 7."""
+    ink = np.argwhere(digit > 96)  # (row, column)
+    if len(ink) < 8:
+        return digit
+    top, bottom = ink[:, 0].min(), ink[:, 0].max()
+    band = max(1, (bottom - top) // 6)
+    head, foot = ink[ink[:, 0] <= top + band].mean(0), ink[ink[:, 0] >= bottom - band].mean(0)
+    length = float(np.hypot(*(foot - head)))
+    if length < 8:
+        return digit
+    down_y, down_x = (foot - head) / length
+    # The stick's downward direction turned by 25-65 degrees towards the left: 25-65 degrees below
+    # the horizontal on an upright 1, and slanted with the stick on a slanted one.
+    turn = np.radians(90 - rng.uniform(25, 65))
+    flag_x = down_x * np.cos(turn) - down_y * np.sin(turn)
+    flag_y = down_x * np.sin(turn) + down_y * np.cos(turn)
+    reach = length * rng.uniform(0.15, 0.4)  # longer, and it is a 7
+    width = int(round(np.clip(len(ink) / length, 1.5, 4)))  # ink over length: the stroke's width
+    stroke = Image.new("L", digit.shape[::-1], 0)
+    ImageDraw.Draw(stroke).line([(head[1], head[0]), (head[1] + flag_x * reach, head[0] + flag_y * reach)],
+                                fill=255, width=width)
+    return np.maximum(digit, np.asarray(stroke.filter(ImageFilter.GaussianBlur(0.6))))
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
+
+class Handwriting:
+    """Draws numbers of 1-4 MNIST digits as dark strokes on a light sheet, with their digit boxes.
+
+    flag_ones: the share of 1s given a flag (with_flag). repeats: the share of numbers whose digits
+    are all one digit, half of them 1s: two plain sticks side by side were read as 111, and
+    thin, alike digits are the ones whose count the reader must get right from spacing alone.
+    Both 0 (evaluation's and validation's drawings): the same numbers as before they existed.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, flag_ones: float = 0.0, repeats: float = 0.0):
         self.images, self.labels = images, labels
+        self.flag_ones, self.repeats = flag_ones, repeats
+        self.by_digit = [np.flatnonzero(labels == d) for d in range(10)] if repeats else None
+
+    def picks(self, rng: np.random.Generator, length: int) -> np.ndarray:
+        if self.repeats and rng.random() < self.repeats:
+            digit = 1 if rng.random() < 0.5 else int(rng.integers(0, 10))
+            if len(self.by_digit[digit]):
+                return rng.choice(self.by_digit[digit], length)
+        return rng.integers(0, len(self.labels), length)
 
     def compose(self, rng: np.random.Generator, length: int | None = None):
         length = length or int(rng.integers(1, 5))
-        picks = rng.integers(0, len(self.labels), length)
+        picks = self.picks(rng, length)
         height = int(rng.integers(40, 110))
         sheet = int(rng.integers(215, 256))
         pieces = []
         for i in picks:
-            digit = Image.fromarray(self.images[i])
+            strokes = self.images[i]
+            if self.flag_ones and self.labels[i] == 1 and rng.random() < self.flag_ones:
+                strokes = with_flag(strokes, rng)
+            digit = Image.fromarray(strokes)
             thickness = rng.random()
             if thickness < 0.25:  # thinner or bolder pens than MNIST's own
                 digit = digit.filter(ImageFilter.MinFilter(3))

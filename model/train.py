@@ -199,6 +199,8 @@ class Config:
     mnist: str | None = None  # MNIST folder: adds handwritten numbers (MNIST train less its last 10,000)
     handwriting_fraction: float = 0.1
     font_digit_share: float = 0.0  # share of the handwritten digits drawn from font glyphs instead of MNIST
+    flag_ones: float = 0.0  # share of handwritten 1s given a flag (model/handwriting.py: with_flag)
+    repeats: float = 0.0  # share of handwritten numbers of one digit repeated, half of them 1s
     pseudo: str | None = None  # pseudo-labels from model.pseudo: adds unlabelled photos
     pseudo_fraction: float = 0.2
     widths: tuple[int, ...] = WIDTHS
@@ -252,7 +254,8 @@ def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tu
             strokes = np.concatenate([strokes, np.tile(glyphs, (copies, 1, 1))])
             labels = np.concatenate([labels, np.tile(digits, copies)])
             counts["font_digits"] = len(digits)
-        mix.append((config.handwriting_fraction, composed(Handwriting(strokes, labels))))
+        mix.append((config.handwriting_fraction,
+                    composed(Handwriting(strokes, labels, config.flag_ones, config.repeats))))
     if config.pseudo:
         photos = load_pseudo_labels(config.pseudo)
         if photos:  # an early model may be confident about none of them
@@ -273,6 +276,9 @@ def train(config: Config, verbose: int = 1) -> dict:
         raise InputError("--teacher reads every example in one interpreter: use --workers 1")
     if not 0 <= config.font_digit_share < 1:  # a share of 1 leaves no MNIST digit to make up with glyphs
         raise InputError(f"--font-digit-share {config.font_digit_share}: from 0 up to, not including, 1")
+    for flag, share in (("flag-ones", config.flag_ones), ("repeats", config.repeats)):
+        if not 0 <= share <= 1:
+            raise InputError(f"--{flag} {share}: a share, from 0 to 1")
     if config.init_trunk and config.sequence_head != "ctc":
         raise InputError("--init-trunk starts a ctc reader's conv layers: give --sequence-head ctc too")
     for flag, path in (("init", config.init), ("init-trunk", config.init_trunk), ("teacher", config.teacher),

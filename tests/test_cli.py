@@ -266,6 +266,14 @@ def test_a_font_digit_share_that_leaves_no_mnist_digit_is_refused_at_once(share)
         train(Config(data="nowhere", font_digit_share=share))
 
 
+@pytest.mark.parametrize("flag", ["flag_ones", "repeats"])
+def test_a_share_of_handwriting_outside_0_to_1_is_refused_at_once(flag):
+    from model.train import Config, train
+
+    with pytest.raises(InputError, match=f"--{flag.replace('_', '-')} 1.5: a share, from 0 to 1"):
+        train(Config(data="nowhere", **{flag: 1.5}))
+
+
 def test_a_damaged_unlabelled_photo_is_skipped_by_name(tmp_path, capsys):
     from model.pseudo import label_folder
 
@@ -279,7 +287,7 @@ def test_a_damaged_unlabelled_photo_is_skipped_by_name(tmp_path, capsys):
     assert f"{folder / 'cut.png'}: skipped" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("script", ["hershey_digits", "make_heic_fixture", "samples", "screenshot", "wide_gaps", "device_bundle"])
+@pytest.mark.parametrize("script", ["hershey_digits", "make_heic_fixture", "samples", "screenshot", "wide_gaps", "ones", "device_bundle"])
 def test_a_scripts_help_is_its_usage_and_nothing_more(tmp_path, script):
     # `--help` had run the scripts: screenshot.py wrote its PNGs into ./--help/, make_heic_fixture
     # rewrote the fixture. It must also work without what only a run needs (hershey_digits' font package).

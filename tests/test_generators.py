@@ -7,7 +7,7 @@ from PIL import Image
 
 from model.augment import lower_resolution
 from model.data import Sample, load_samples
-from model.handwriting import Handwriting, load_mnist, read_idx
+from model.handwriting import Handwriting, load_mnist, read_idx, with_flag
 from model.preprocess import protocol_crop, to_input
 from model.pseudo import load_pseudo_labels, pseudo_photos
 from model.synth import DigitBank
@@ -126,6 +126,28 @@ def test_handwriting_labels_say_which_digit_each_box_holds_left_to_right():
         canvas, digits, boxes = writer.compose(np.random.default_rng(seed), length=seed % 4 + 1)
         assert tuple(strokes_in(canvas, box) - 1 for box in boxes) == digits
         assert tuple(strokes_in(canvas, box) - 1 for box in sorted(boxes)) == digits  # read left to right
+
+
+def test_a_flag_goes_from_the_top_of_a_1_down_to_its_left():
+    stick = np.zeros((28, 28), np.uint8)
+    stick[4:24, 13:16] = 255
+    for seed in range(20):
+        flagged = with_flag(stick, np.random.default_rng(seed))
+        assert (flagged >= stick).all()  # the stick is kept as it was
+        rows, columns = np.nonzero((flagged > 96) & (stick <= 96))
+        assert columns.min() < 13 and columns.max() <= 16  # leftwards, not rightwards
+        assert rows.min() >= 2 and rows.max() < 14  # from the top, no lower than the stick's middle
+    blank = np.zeros((28, 28), np.uint8)
+    assert (with_flag(blank, np.random.default_rng(0)) == 0).all()
+
+
+def test_handwriting_repeats_one_digit_half_the_time_a_1():
+    writer = Handwriting(*stroke_digits(), repeats=1.0)
+    numbers = [writer.compose(np.random.default_rng(seed))[1] for seed in range(200)]
+    assert all(len(set(digits)) == 1 for digits in numbers)
+    assert 0.4 < np.mean([digits[0] == 1 for digits in numbers]) < 0.7  # half, and 1 in a tenth of the rest
+    canvas, digits, boxes = Handwriting(*stroke_digits(), repeats=1.0).compose(np.random.default_rng(3), length=3)
+    assert tuple(strokes_in(canvas, box) - 1 for box in boxes) == digits  # still the digits drawn
 
 
 def test_batches_are_deterministic_and_labelled(photos):

@@ -69,7 +69,8 @@ def test_a_drawing_reader_is_kept_on_drawings_and_learns_font_digits_too(tmp_pat
     # fonts: an empty folder, so only matplotlib's own fonts are found (as on a machine without font packages)
     config = Config(data=str(FIXTURES / "svhn_train"), out=str(run), epochs=2, steps=2, batch=8, widths=(8, 16),
                     dense=16, seed=7, mnist=str(mnist_dir), handwriting_fraction=0.8, synth_fraction=0.1,
-                    font_digit_share=0.2, fonts=str(tmp_path), monitor="val_handwriting_acc")
+                    font_digit_share=0.2, fonts=str(tmp_path), monitor="val_handwriting_acc",
+                    flag_ones=0.4, repeats=0.1)
     result = train(config, verbose=0)
     with open(run / "log.csv") as log:
         epochs = list(csv.DictReader(log))
