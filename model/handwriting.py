@@ -82,12 +82,12 @@ def with_flag(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if length < 8:
         return digit
     down_y, down_x = (foot - head) / length
-    # The stick's downward direction turned by 25-65 degrees towards the left: 25-65 degrees below
+    # The stick's downward direction turned by 20-55 degrees towards the left: 35-70 degrees below
     # the horizontal on an upright 1, and slanted with the stick on a slanted one.
-    turn = np.radians(90 - rng.uniform(25, 65))
+    turn = np.radians(90 - rng.uniform(35, 70))
     flag_x = down_x * np.cos(turn) - down_y * np.sin(turn)
     flag_y = down_x * np.sin(turn) + down_y * np.cos(turn)
-    reach = length * rng.uniform(0.15, 0.4)  # longer, and it is a 7
+    reach = length * rng.uniform(0.15, 0.35)  # flatter or longer, and it is a 7
     width = int(round(np.clip(len(ink) / length, 1.5, 4)))  # ink over length: the stroke's width
     stroke = Image.new("L", digit.shape[::-1], 0)
     ImageDraw.Draw(stroke).line([(head[1], head[0]), (head[1] + flag_x * reach, head[0] + flag_y * reach)],

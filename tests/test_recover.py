@@ -109,3 +109,34 @@ def test_with_the_photos_its_batch_norms_train_on_from_where_they_were(tmp_path)
         shift[name] = np.abs(np.asarray(model(x, training=True)["digits"]) - expected).max()
     assert shift["restored"] < 1e-3 < 0.05 < shift["bare"]
     assert json.loads((tmp_path / "restored" / "train.json").read_text())["batch_norm_statistics_from"] == str(FIXTURES / "svhn_train")
+
+
+def test_a_drawing_readers_batch_norms_also_take_their_statistics_from_drawings(tmp_path, mnist_dir):
+    """The drawing reader learnt mostly from drawings, so batches of photos' statistics alone are
+    not its batches. With --mnist, drawings take its handwriting share of the statistics' inputs,
+    and on such a batch training computes what inference does."""
+    import keras
+
+    from model.recover import statistics_inputs
+
+    member = {**MEMBERS[0], "mnist": str(mnist_dir), "handwriting_fraction": 0.75}
+    original = a_run(tmp_path, [member])
+    tflite = tmp_path / "drawing.tflite"
+    export(tmp_path / "run" / "best.keras", tflite)
+    tflite.with_suffix(".json").write_text(json.dumps(model_card(tmp_path / "run", tflite, "none", None)))
+    recover(tflite, tmp_path / "photos", data=str(FIXTURES / "svhn_train"))
+    recover(tflite, tmp_path / "mixed", data=str(FIXTURES / "svhn_train"), mnist=str(mnist_dir))
+
+    x = statistics_inputs(str(FIXTURES / "svhn_train"), SPLIT["val_fraction"], SPLIT["seed"], str(mnist_dir), 0.75)
+    photos = len(statistics_inputs(str(FIXTURES / "svhn_train"), SPLIT["val_fraction"], SPLIT["seed"]))
+    assert len(x) == photos + 384  # 0.75 of 512, and every training photo the fixture has
+    expected = np.asarray(original(x)["digits"])
+    shift = {}
+    for name in ("photos", "mixed"):
+        model = keras.models.load_model(tmp_path / name / "best.keras", compile=False)
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Dropout):
+                layer.rate = 0.0
+        shift[name] = np.abs(np.asarray(model(x, training=True)["digits"]) - expected).max()
+    assert shift["mixed"] < 1e-3 < 0.01 < shift["photos"]
+    assert json.loads((tmp_path / "mixed" / "train.json").read_text())["batch_norm_drawings_from"] == str(mnist_dir)
