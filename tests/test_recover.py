@@ -41,6 +41,17 @@ def a_run(tmp_path, members):
     return model
 
 
+def without_dropout(checkpoint):
+    """A recovered network whose only difference between training and inference is its batch norms."""
+    import keras
+
+    model = keras.models.load_model(checkpoint, compile=False)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    return model
+
+
 @pytest.mark.parametrize("members", [MEMBERS, MEMBERS[:1]], ids=["two averaged", "one"])
 @pytest.mark.parametrize("quantize", ["none", "dynamic"])
 def test_the_recovered_network_computes_what_the_file_computes(tmp_path, members, quantize):
@@ -85,8 +96,6 @@ def test_with_the_photos_its_batch_norms_train_on_from_where_they_were(tmp_path)
     """A bare recovery's batch norms pass their input through: exact at inference, but training
     normalises by each batch's statistics and starts from another function. With --data's photos
     they hold those statistics and undo them: the same function either way."""
-    import keras
-
     from model.fitting import crop_inputs, training_photos
 
     original = a_run(tmp_path, MEMBERS[:1])
@@ -101,10 +110,7 @@ def test_with_the_photos_its_batch_norms_train_on_from_where_they_were(tmp_path)
     expected = np.asarray(original(x)["digits"])
     shift = {}
     for name in ("bare", "restored"):
-        model = keras.models.load_model(tmp_path / name / "best.keras", compile=False)
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.Dropout):
-                layer.rate = 0.0  # only the batch norms should tell training from inference
+        model = without_dropout(tmp_path / name / "best.keras")
         assert np.allclose(np.asarray(model(x)["digits"]), expected, atol=1e-4)
         shift[name] = np.abs(np.asarray(model(x, training=True)["digits"]) - expected).max()
     assert shift["restored"] < 1e-3 < 0.05 < shift["bare"]
@@ -115,8 +121,6 @@ def test_a_drawing_readers_batch_norms_also_take_their_statistics_from_drawings(
     """The drawing reader learnt mostly from drawings, so batches of photos' statistics alone are
     not its batches. With --mnist, drawings take its handwriting share of the statistics' inputs,
     and on such a batch training computes what inference does."""
-    import keras
-
     from model.recover import statistics_inputs
 
     member = {**MEMBERS[0], "mnist": str(mnist_dir), "handwriting_fraction": 0.75}
@@ -133,10 +137,7 @@ def test_a_drawing_readers_batch_norms_also_take_their_statistics_from_drawings(
     expected = np.asarray(original(x)["digits"])
     shift = {}
     for name in ("photos", "mixed"):
-        model = keras.models.load_model(tmp_path / name / "best.keras", compile=False)
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.Dropout):
-                layer.rate = 0.0
+        model = without_dropout(tmp_path / name / "best.keras")
         shift[name] = np.abs(np.asarray(model(x, training=True)["digits"]) - expected).max()
     assert shift["mixed"] < 1e-3 < 0.01 < shift["photos"]
     assert json.loads((tmp_path / "mixed" / "train.json").read_text())["batch_norm_drawings_from"] == str(mnist_dir)
