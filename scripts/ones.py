@@ -3,8 +3,8 @@
     .venv/bin/python scripts/ones.py [--count 200] [--drawing model/drawing.tflite]
 
 MNIST's 1s are nearly all plain sticks, and a reader that learnt from them read a 1 with a flag as a
-7. The drawing reader now also learns from MNIST 1s given a flag (model/handwriting.py: with_flag);
-this judges it with another generator: numbers drawn along the single-line Hershey font's strokes
+7. `model.train --flag-ones` gives MNIST 1s a flag (model/handwriting.py: with_flag); this judges
+a reader with another generator than that: numbers drawn along the single-line Hershey font's strokes
 (tests/fixtures/hershey_digits.json) with a hand's jitter and slant, painted as the page's pad paints
 them (a 480 x 240 sheet, a 16-pixel round pen) and read as POST /predict?kind=drawing reads them.
 Each set writes every 1 one way: a plain stick, a flag and a base, the font's own short flag, a long
