@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from model.pipeline import Pipeline  # noqa: E402
 from model.runtime import DEFAULT_DRAWING, DEFAULT_LOCATOR, DEFAULT_MODEL  # noqa: E402
+from scripts.pen import GLYPHS as GLYPH_FILE  # noqa: E402
 
-GLYPHS = json.loads((ROOT / "tests/fixtures/hershey_digits.json").read_text())["glyphs"]
+GLYPHS = json.loads(GLYPH_FILE.read_text())["glyphs"]
 PAD, PEN, SEED = (480, 240), 16, 11
 TOP, FOOT = (11, -12), (11, 9)  # the font's 1: a stick from TOP down to FOOT (y down), 20 units wide
 ONES = {  # each way of writing a 1, as strokes in the font's units
