@@ -200,6 +200,7 @@ class Config:
     handwriting_fraction: float = 0.1
     font_digit_share: float = 0.0  # share of the handwritten digits drawn from font glyphs instead of MNIST
     flag_ones: float = 0.0  # share of handwritten 1s given a flag (model/handwriting.py: with_flag)
+    flag_reach: float = 0.35  # the longest flag, as a share of its stick's length (the shortest: 0.15)
     repeats: float = 0.0  # share of handwritten numbers of one digit repeated, half of them 1s
     pseudo: str | None = None  # pseudo-labels from model.pseudo: adds unlabelled photos
     pseudo_fraction: float = 0.2
@@ -255,7 +256,7 @@ def sources_for(config: Config, train_samples: list[Sample], images: dict) -> tu
             labels = np.concatenate([labels, np.tile(digits, copies)])
             counts["font_digits"] = len(digits)
         mix.append((config.handwriting_fraction,
-                    composed(Handwriting(strokes, labels, config.flag_ones, config.repeats))))
+                    composed(Handwriting(strokes, labels, config.flag_ones, config.repeats, config.flag_reach))))
     if config.pseudo:
         photos = load_pseudo_labels(config.pseudo)
         if photos:  # an early model may be confident about none of them
@@ -279,6 +280,8 @@ def train(config: Config, verbose: int = 1) -> dict:
     for flag, share in (("flag-ones", config.flag_ones), ("repeats", config.repeats)):
         if not 0 <= share <= 1:
             raise InputError(f"--{flag} {share}: a share, from 0 to 1")
+    if not 0.15 <= config.flag_reach <= 1:
+        raise InputError(f"--flag-reach {config.flag_reach}: a share of the stick's length, from 0.15 to 1")
     if config.init_trunk and config.sequence_head != "ctc":
         raise InputError("--init-trunk starts a ctc reader's conv layers: give --sequence-head ctc too")
     for flag, path in (("init", config.init), ("init-trunk", config.init_trunk), ("teacher", config.teacher),

@@ -274,6 +274,14 @@ def test_a_share_of_handwriting_outside_0_to_1_is_refused_at_once(flag):
         train(Config(data="nowhere", **{flag: 1.5}))
 
 
+@pytest.mark.parametrize("reach", [0.1, 1.5])
+def test_a_flag_shorter_than_its_shortest_or_longer_than_its_stick_is_refused_at_once(reach):
+    from model.train import Config, train
+
+    with pytest.raises(InputError, match=f"--flag-reach {reach}: a share of the stick's length, from 0.15 to 1"):
+        train(Config(data="nowhere", flag_reach=reach))
+
+
 def test_a_damaged_unlabelled_photo_is_skipped_by_name(tmp_path, capsys):
     from model.pseudo import label_folder
 

@@ -70,7 +70,7 @@ def test_a_drawing_reader_is_kept_on_drawings_and_learns_font_digits_too(tmp_pat
     config = Config(data=str(FIXTURES / "svhn_train"), out=str(run), epochs=2, steps=2, batch=8, widths=(8, 16),
                     dense=16, seed=7, mnist=str(mnist_dir), handwriting_fraction=0.8, synth_fraction=0.1,
                     font_digit_share=0.2, fonts=str(tmp_path), monitor="val_handwriting_acc",
-                    flag_ones=0.4, repeats=0.1)
+                    flag_ones=0.4, repeats=0.1, flag_reach=0.6)
     result = train(config, verbose=0)
     with open(run / "log.csv") as log:
         epochs = list(csv.DictReader(log))
