@@ -278,25 +278,25 @@ const readBtn = $('read');
 
 const pad = new Pad(canvas, {
   ...PAD,
+  frame: canvas.parentElement,
   onChange: () => {
     // A focused button that disables itself drops the keyboard's focus to the top of the page.
     if (pad.isEmpty && [undoBtn, clearBtn].includes(document.activeElement)) readBtn.focus();
     undoBtn.disabled = pad.isEmpty;
     clearBtn.disabled = pad.isEmpty;
   },
+  // A new stroke postpones the automatic read: the visitor is still drawing. A read of the drawing
+  // already under way no longer describes the pad, and its answer would come mid-stroke (a 7's first
+  // stroke read as a confident 1): it is dropped, and the stroke's end reads the pad again.
+  onStrokeStart: () => {
+    drawingChanges++;
+    clearTimeout(timer);
+    if (underWay === 'drawing') {
+      cancel();
+      padAnswer('');
+    }
+  },
   onStrokeEnd: () => schedule(),
-});
-// A new stroke postpones the automatic read: the visitor is still drawing. A read of the drawing
-// already under way no longer describes the pad, and its answer would come mid-stroke (a 7's first
-// stroke read as a confident 1): it is dropped, and the stroke's end reads the pad again.
-canvas.addEventListener('pointerdown', (e) => {
-  if (e.pointerType === 'mouse' && e.button !== 0) return; // not a stroke (pad.js)
-  drawingChanges++;
-  clearTimeout(timer);
-  if (underWay === 'drawing') {
-    cancel();
-    padAnswer('');
-  }
 });
 window.matchMedia('(resolution: ' + (window.devicePixelRatio || 1) + 'dppx)').addEventListener('change', () => pad.resize());
 

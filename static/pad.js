@@ -6,12 +6,16 @@ const INK = '#111';
 export class Pad {
   // width/height: the logical drawing size. Strokes are kept in these units, whatever the
   // screen density or the canvas' displayed size, so a drawing looks the same everywhere.
-  constructor(canvas, { width, height, lineWidth, onChange, onStrokeEnd }) {
+  // frame: an element around the canvas where a stroke may begin too (a finger put down just
+  // beside the pad); the stroke is still the canvas's, its first point off the picture.
+  constructor(canvas, { width, height, lineWidth, frame, onChange, onStrokeStart, onStrokeEnd }) {
     this.canvas = canvas;
+    this.frame = frame || canvas;
     this.width = width;
     this.height = height;
     this.lineWidth = lineWidth;
     this.onChange = onChange || (() => {});
+    this.onStrokeStart = onStrokeStart || (() => {});
     this.onStrokeEnd = onStrokeEnd || (() => {});
     this.strokes = [];
     this.current = null;
@@ -46,7 +50,7 @@ export class Pad {
 
   listen() {
     const c = this.canvas;
-    c.addEventListener('pointerdown', (e) => {
+    this.frame.addEventListener('pointerdown', (e) => {
       if (e.pointerType === 'mouse' && e.button !== 0) return;
       e.preventDefault();
       // A second finger (a palm, a pinch) while a stroke is drawn would cut it short and draw its own.
@@ -56,6 +60,7 @@ export class Pad {
       this.current = { id: e.pointerId, points: [this.toPad(e)] };
       this.strokes.push(this.current.points);
       this.paint(this.current.points, 0);
+      this.onStrokeStart();
       this.onChange();
     });
     c.addEventListener('pointermove', (e) => {

@@ -379,6 +379,46 @@ def test_the_ink_lands_under_the_pointer(open_page, viewport):
         page.click("#clear")
 
 
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_stroke_begun_just_beside_the_pad_is_drawn(open_page, viewport):
+    # Someone starting a 1 at the pad's top edge put the pointer down a few pixels above it, and the
+    # whole stroke was lost; a press well away from the pad still draws nothing.
+    page = open_page(viewport).open()
+    page.locator("#pad").scroll_into_view_if_needed()
+    blank = pad_pixels(page)
+    pad = page.locator("#pad").bounding_box()
+    x = pad["x"] + pad["width"] / 2
+    page.mouse.move(x, pad["y"] - 40)
+    page.mouse.down()
+    page.mouse.up()
+    page.wait_for_timeout(100)
+    assert pad_pixels(page) == blank and page.is_disabled("#undo")
+    page.mouse.move(x, pad["y"] - 8)
+    page.mouse.down()
+    page.mouse.move(x, pad["y"] + pad["height"] * 0.85, steps=8)
+    page.mouse.up()
+    assert pad_pixels(page) != blank and page.is_enabled("#undo")
+    wait_for_number(page, "1")
+
+
+def test_a_finger_put_down_just_above_the_pad_draws_its_stroke(open_page):
+    # A touch is a pan of the page unless where it lands says otherwise: begun beside the pad, the
+    # browser would scroll and cancel the stroke. Real touch events, through Chromium's protocol.
+    page = open_page(PHONE, has_touch=True, is_mobile=True, device_scale_factor=2).open()
+    page.locator("#pad").scroll_into_view_if_needed()
+    blank, scrolled = pad_pixels(page), page.evaluate("scrollY")
+    pad = page.locator("#pad").bounding_box()
+    x, top = pad["x"] + pad["width"] / 2, pad["y"] - 8
+    touch = page.context.new_cdp_session(page)
+    touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": top}]})
+    for step in range(1, 21):
+        point = {"x": x, "y": top + step * (pad["height"] * 0.85 + 8) / 20}
+        touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+    touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    assert page.evaluate("scrollY") == scrolled and pad_pixels(page) != blank
+    wait_for_number(page, "1")
+
+
 def test_undo_pressed_during_a_stroke_reads_nothing_until_its_end(page):
     # Undo by the keyboard (or another finger) while a stroke is drawn takes nothing off, but it scheduled
     # the automatic read: the half-drawn stroke was sent while the mouse was still down.
@@ -810,6 +850,11 @@ def test_phone_width(open_page, photo_210):
         assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], selector
     # Touch drawing must not scroll the page.
     assert page.eval_on_selector("#pad", "pad => getComputedStyle(pad).touchAction") == "none"
+    # ... nor when begun in the band around the pad where strokes may begin too.
+    assert page.eval_on_selector(".pad-frame", "f => getComputedStyle(f).touchAction") == "none"
+    frame, pad = page.locator(".pad-frame").bounding_box(), page.locator("#pad").bounding_box()
+    assert 10 <= pad["x"] - frame["x"] <= 14 and 10 <= pad["y"] - frame["y"] <= 14
+    assert 10 <= frame["x"] + frame["width"] - pad["x"] - pad["width"] <= 14
     for button in ("#read", "label[for=file]"):
         assert page.locator(button).bounding_box()["height"] >= 44, button
     # The result sits below the inputs on a phone: reading a photo brings it into view.
