@@ -37,6 +37,10 @@ DEFAULTS = {
     "TRUSTED_PROXIES": 0,  # proxies in front whose X-Forwarded-For is believed (Heroku: 1)
     # seconds for a request's body to arrive (app/deadline.py): Heroku's router gives up on a request at 30
     "UPLOAD_SECONDS": 30.0,
+    # threads each network's interpreter computes with (env MODEL_THREADS): 2 halves one reading on a
+    # 2-core machine, but a worker's threads and the other worker then compete for the same cores
+    # (docs/performance.md, "Threads per network").
+    "MODEL_THREADS": 1,
 }
 
 
@@ -59,6 +63,7 @@ def create_app(config: dict | None = None) -> Flask:
         MAX_IMAGE_PIXELS=settings.whole("MAX_IMAGE_PIXELS", DEFAULTS["MAX_IMAGE_PIXELS"]),
         TRUSTED_PROXIES=settings.whole("TRUSTED_PROXIES", DEFAULTS["TRUSTED_PROXIES"], minimum=0),
         UPLOAD_SECONDS=settings.seconds("UPLOAD_SECONDS", DEFAULTS["UPLOAD_SECONDS"]),
+        MODEL_THREADS=settings.whole("MODEL_THREADS", DEFAULTS["MODEL_THREADS"]),
     )
     # Flask reads FLASK_DEBUG from the environment; no environment turns debug on here, so a stray
     # variable on the server cannot expose the debugger or tracebacks. Only code (tests) can.
@@ -68,7 +73,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.logger.setLevel(settings.level("LOG_LEVEL").upper())
     app.config.update(config or {})
     app.extensions["pipeline"] = Pipeline(app.config["MODEL_PATH"], app.config["LOCATOR_PATH"],
-                                          app.config["DRAWING_MODEL_PATH"])
+                                          app.config["DRAWING_MODEL_PATH"], app.config["MODEL_THREADS"])
     # HTTPS is the platform's job (Heroku's router terminates TLS), so no redirect here.
     Talisman(app, force_https=False, content_security_policy=CONTENT_SECURITY_POLICY,
              referrer_policy="no-referrer", frame_options="DENY", session_cookie_secure=False)

@@ -141,7 +141,8 @@ def main() -> None:
     print(f"tensorflow imported: {'tensorflow' in sys.modules}")
     print(f"memory: {base:.0f} MB interpreter, {loaded:.0f} MB with app and model, {after_pngs:.0f} MB after {len(total_ms)} "
           f"photos, {rss_mb():.0f} MB after {len(drawing_ms)} drawings and {len(phone_ms) + len(bare_ms)} 12-megapixel JPEGs more")
-    print("one invoke (LiteRT, 1 thread, median of 300): " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in invokes.items()))
+    threads = app.config["MODEL_THREADS"]
+    print(f"one invoke (LiteRT, {threads} thread{'s' * (threads > 1)} a network: MODEL_THREADS; median of 300): " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in invokes.items()))
     print(f"model time:      p50 {percentile(model_ms, 50):.2f} ms  p95 {percentile(model_ms, 95):.2f} ms")
     print(f"/predict (in-process, PNG of {len(files)} SVHN test photos x {args.repeat}): "
           f"p50 {percentile(total_ms, 50):.2f} ms  p95 {percentile(total_ms, 95):.2f} ms; CPU {sum(cpu_ms):.2f} ms a request "

@@ -104,10 +104,10 @@ def joined(readings: list[Reading], threshold: float) -> Reading:
 
 class Pipeline:
     def __init__(self, reader_path: str | Path = DEFAULT_MODEL, locator_path: str | Path = DEFAULT_LOCATOR,
-                 drawing_path: str | Path = DEFAULT_DRAWING):
-        self.reader = Reader(reader_path)
-        self.locator = Locator(locator_path)
-        self.drawing_reader = Reader(drawing_path)
+                 drawing_path: str | Path = DEFAULT_DRAWING, num_threads: int = 1):
+        self.reader = Reader(reader_path, num_threads)
+        self.locator = Locator(locator_path, num_threads)
+        self.drawing_reader = Reader(drawing_path, num_threads)
         self.name = f"{self.locator.name}+{self.reader.name}"
         # An answer is called confident at the confidence above which the pipeline's own answers on
         # validation photos were 98% right (model.calibrate): a box a little off or a number small

@@ -33,7 +33,8 @@ def test_relative_links_and_their_anchors_resolve(document):
 # of README.md and docs/api.md and the OpenAPI description repeat them for readers, the code is the source.
 APP_DEFAULTS = {"MAX_UPLOAD_BYTES": "MAX_CONTENT_LENGTH", "MAX_IMAGE_PIXELS": "MAX_IMAGE_PIXELS",
                 "UPLOAD_SECONDS": "UPLOAD_SECONDS", "TRUSTED_PROXIES": "TRUSTED_PROXIES", "RATE_LIMIT": "RATE_LIMIT",
-                "MODEL_PATH": "MODEL_PATH", "LOCATOR_PATH": "LOCATOR_PATH", "DRAWING_MODEL_PATH": "DRAWING_MODEL_PATH"}
+                "MODEL_PATH": "MODEL_PATH", "LOCATOR_PATH": "LOCATOR_PATH", "DRAWING_MODEL_PATH": "DRAWING_MODEL_PATH",
+                "MODEL_THREADS": "MODEL_THREADS"}
 
 
 def as_documented(value) -> str:

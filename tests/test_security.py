@@ -56,6 +56,7 @@ def test_a_mistyped_rate_limit_stops_the_app_at_start(monkeypatch):
     ("MAX_UPLOAD_BYTES", "0"), ("MAX_UPLOAD_BYTES", "10e6"), ("MAX_IMAGE_PIXELS", "-1"), ("MAX_IMAGE_PIXELS", ""),
     ("TRUSTED_PROXIES", "-1"), ("TRUSTED_PROXIES", "one"), ("UPLOAD_SECONDS", "0"), ("UPLOAD_SECONDS", "inf"),
     ("UPLOAD_SECONDS", "nan"), ("UPLOAD_SECONDS", "-5"), ("UPLOAD_SECONDS", "1e10"), ("LOG_LEVEL", "verbose"),
+    ("MODEL_THREADS", "0"), ("MODEL_THREADS", "two"),
 ])
 def test_a_mistyped_number_stops_the_app_at_start_naming_it(monkeypatch, name, value):
     # Left to run, 0 bytes refused every upload while /healthz said ok, -1 proxies made proxied
@@ -63,6 +64,20 @@ def test_a_mistyped_number_stops_the_app_at_start_naming_it(monkeypatch, name, v
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=f"^{name}={value!r}: expected "):
         create_app({"TESTING": True})
+
+
+def test_model_threads_reach_every_network_and_read_the_same(monkeypatch, client, test_samples):
+    from model import runtime
+
+    made = []
+    real = runtime.Interpreter
+    monkeypatch.setattr(runtime, "Interpreter", lambda **kw: made.append(kw["num_threads"]) or real(**kw))
+    monkeypatch.setenv("MODEL_THREADS", "2")
+    threaded = create_app({"TESTING": True}).test_client()
+    assert made == [2, 2, 2]  # the reader, the localiser and the drawing reader
+    photo = test_samples[1].path.read_bytes()
+    one, two = (c.post("/predict", data=photo, content_type="image/png").get_json() for c in (client, threaded))
+    assert two["number"] == one["number"] and abs(two["confidence"] - one["confidence"]) < 1e-4
 
 
 @pytest.mark.parametrize("name, value", [("WEB_CONCURRENCY", "0"), ("GUNICORN_THREADS", "0"),
