@@ -88,8 +88,8 @@ def with_flag(digit: np.ndarray, rng: np.random.Generator, reach: float = 0.35) 
     turn = np.radians(90 - rng.uniform(35, 70))
     flag_x = down_x * np.cos(turn) - down_y * np.sin(turn)
     flag_y = down_x * np.sin(turn) + down_y * np.cos(turn)
-    # Flatter, and it is a 7's bar. Longer ones were first kept out for the same fear; the angle,
-    # not the length, is what sets a 7 apart (experiments.md, session 32).
+    # Flatter, and it is a 7's bar (experiments.md). Up to 0.35 of the stick by default: flags up
+    # to 0.6 did not read the pad's long flags any better (experiments.md, drawing4).
     reach = length * rng.uniform(0.15, reach)
     width = int(round(np.clip(len(ink) / length, 1.5, 4)))  # ink over length: the stroke's width
     stroke = Image.new("L", digit.shape[::-1], 0)
@@ -101,9 +101,10 @@ def with_flag(digit: np.ndarray, rng: np.random.Generator, reach: float = 0.35) 
 class Handwriting:
     """Draws numbers of 1-4 MNIST digits as dark strokes on a light sheet, with their digit boxes.
 
-    flag_ones: the share of 1s given a flag (with_flag), flag_reach its longest. repeats: the share of numbers whose digits
-    are all one digit, half of them 1s: two plain sticks side by side were read as 111, and
-    thin, alike digits are the ones whose count the reader must get right from spacing alone.
+    flag_ones: the share of 1s given a flag (with_flag), flag_reach its longest. repeats: the share
+    of numbers whose digits are all one digit, half of them 1s: two plain sticks side by side were
+    read as 111, and thin, alike digits are the ones whose count the reader must get right from
+    spacing alone.
     Both 0 (evaluation's and validation's drawings): the same numbers as before they existed.
     """
 
