@@ -89,7 +89,7 @@ def with_flag(digit: np.ndarray, rng: np.random.Generator, reach: float = 0.35) 
     flag_x = down_x * np.cos(turn) - down_y * np.sin(turn)
     flag_y = down_x * np.sin(turn) + down_y * np.cos(turn)
     # Flatter, and it is a 7's bar (experiments.md). Up to 0.35 of the stick by default: flags up
-    # to 0.6 did not read the pad's long flags any better (experiments.md, drawing4).
+    # to 0.6 (drawing4) were not shown to read the pad's long flags better (experiments.md).
     reach = length * rng.uniform(0.15, reach)
     width = int(round(np.clip(len(ink) / length, 1.5, 4)))  # ink over length: the stroke's width
     stroke = Image.new("L", digit.shape[::-1], 0)
