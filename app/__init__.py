@@ -37,8 +37,8 @@ DEFAULTS = {
     "TRUSTED_PROXIES": 0,  # proxies in front whose X-Forwarded-For is believed (Heroku: 1)
     # seconds for a request's body to arrive (app/deadline.py): Heroku's router gives up on a request at 30
     "UPLOAD_SECONDS": 30.0,
-    # threads each network's interpreter computes with (env MODEL_THREADS): 2 halves one reading on a
-    # 2-core machine, but a worker's threads and the other worker then compete for the same cores
+    # threads each network's interpreter computes with (env MODEL_THREADS): on a 2-core machine 2 took
+    # a third to a half off one reading, but under load the requests already fill the cores
     # (docs/performance.md, "Threads per network").
     "MODEL_THREADS": 1,
 }
