@@ -145,14 +145,13 @@ def test_a_longer_reach_gives_longer_flags_from_the_same_draws():
     stick = np.zeros((28, 28), np.uint8)
     stick[4:24, 13:16] = 255
 
-    def leftmost(reach, seed):
-        added = (with_flag(stick, np.random.default_rng(seed), reach) > 96) & (stick <= 96)
+    def leftmost(seed, *reach):
+        added = (with_flag(stick, np.random.default_rng(seed), *reach) > 96) & (stick <= 96)
         return np.nonzero(added)[1].min()
 
-    default = [leftmost(0.35, seed) for seed in range(10)]
-    assert default == [np.nonzero((with_flag(stick, np.random.default_rng(seed)) > 96) & (stick <= 96))[1].min()
-                       for seed in range(10)]  # 0.35 is the default: the numbers drawn before are unchanged
-    longer = [leftmost(1.0, seed) for seed in range(10)]
+    default = [leftmost(seed, 0.35) for seed in range(10)]
+    assert default == [leftmost(seed) for seed in range(10)]  # 0.35 is the default: the numbers drawn before are unchanged
+    longer = [leftmost(seed, 1.0) for seed in range(10)]
     assert all(l <= d for l, d in zip(longer, default)) and sum(longer) < sum(default) - 10
 
 
