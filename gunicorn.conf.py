@@ -26,8 +26,8 @@ def setting(check: str, *args):
         raise SystemExit(f"gunicorn.conf.py: {error}") from None  # one line, not gunicorn's traceback
 
 
-def whole(name: str, default: int, minimum: int = 1) -> int:
-    return setting("whole", name, default, minimum)
+def whole(name: str, default: int, minimum: int = 1, most: int | None = None) -> int:
+    return setting("whole", name, default, minimum, most)
 
 
 def two_malloc_arenas() -> None:
@@ -51,11 +51,18 @@ two_malloc_arenas()
 # a reload (SIGHUP re-reads this file) keeps it. A LARGE_PICTURE_LOCK set in the environment is used as it is.
 _LOCK = runpy.run_path(str(Path(__file__).resolve().parent / "app" / "turn.py"))["PATH_VARIABLE"]
 _OURS = f"digit-reader-{os.getpid()}-"  # the master's folder: its pid stays through a reload
-if _LOCK not in os.environ:
-    os.environ[_LOCK] = str(Path(tempfile.mkdtemp(prefix=_OURS)) / "large-pictures.lock")
+
+
+def when_ready(server):
+    """Made once the port is bound, just before the first workers are forked: a server stopped earlier (a bad
+    setting, a port taken) never reaches on_exit, and had left its folder behind."""
+    if _LOCK not in os.environ:
+        os.environ[_LOCK] = str(Path(tempfile.mkdtemp(prefix=_OURS)) / "large-pictures.lock")
 
 
 def on_exit(server):
+    if _LOCK not in os.environ:
+        return
     folder = Path(os.environ[_LOCK]).parent
     if folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith(_OURS):  # made here, not inherited
         shutil.rmtree(folder, ignore_errors=True)
@@ -69,7 +76,7 @@ def pre_request(worker, req):
     req.body.close_connection = req.force_close
 
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+bind = f"0.0.0.0:{whole('PORT', 8000, most=65535)}"
 # One worker per core: the work is CPU-bound numpy/Pillow/LiteRT, so more processes only add memory
 # (about 91 MB each). Two workers and the master take about 210 MB of a 512 MB dyno, which leaves room for
 # one worst-case picture at a time, and the server decodes one at a time whatever the worker

@@ -13,9 +13,10 @@ import math
 import os
 
 
-def whole(name: str, default: int, minimum: int = 1) -> int:
-    """The whole number in environment variable `name` (at least `minimum`), or `default` when unset."""
-    return checked(name, default, int, lambda value: value >= minimum, f"a whole number of at least {minimum}")
+def whole(name: str, default: int, minimum: int = 1, most: int | None = None) -> int:
+    """The whole number in environment variable `name` (at least `minimum`, at most `most`), or `default` when unset."""
+    expected = f"a whole number of at least {minimum}" if most is None else f"a whole number from {minimum} to {most}"
+    return checked(name, default, int, lambda value: value >= minimum and (most is None or value <= most), expected)
 
 
 def seconds(name: str, default: float, most: float = 3600) -> float:

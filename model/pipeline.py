@@ -35,6 +35,9 @@ PART_INSIDE = 0.7  # a box is part of another when this share of its area lies w
 TILES = 2  # a big picture where the first look finds nothing is searched again in TILES x TILES windows
 TILE_OVERLAP = 0.25  # of a window's side, so that a number on a seam is whole in one of them
 MIN_WINDOW = 8  # pixels: a window of the picture narrower or lower than this holds no readable number
+# The shortest photo the reader learnt from (SVHN train, as its test) is 12 pixels tall. Below that a
+# picture holds no number it can read, and one dark pixel in a 3x3 picture was read as a confident 4.
+MIN_HEIGHT = 12
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ class Pipeline:
                         card.get("confident_threshold_reader"), self.reader.name, self.reader.threshold)
 
     def read(self, image: Image.Image) -> Answer:
+        if image.height < MIN_HEIGHT:
+            return Answer(False, None, [], 0.0)
         boxes, model_ms = self.locator.find(image, limit=CANDIDATES)
         if not boxes or boxes[0][0] < self.locator.threshold:
             tiled, ms = self.search_tiles(image)

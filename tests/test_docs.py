@@ -56,6 +56,13 @@ def test_the_settings_tables_give_the_apps_own_defaults(document):
             f"{document.name} gives {variable}'s default as {rows.get(variable)}; app/__init__.py (DEFAULTS) as {DEFAULTS[key]!r}"
 
 
+def test_the_shortest_picture_read_is_documented_as_the_pipeline_has_it():
+    from model.pipeline import MIN_HEIGHT
+
+    for document in (ROOT / "README.md", ROOT / "docs" / "api.md", ROOT / "app" / "openapi.json"):
+        assert f"under {MIN_HEIGHT} pixels tall" in document.read_text(), document.name
+
+
 def test_the_openapi_description_gives_the_apps_own_limits():
     from app import DEFAULTS
 

@@ -82,11 +82,13 @@ def test_model_threads_reach_every_network_and_read_the_same(monkeypatch, client
 
 @pytest.mark.parametrize("name, value", [("WEB_CONCURRENCY", "0"), ("GUNICORN_THREADS", "0"),
                                          ("GUNICORN_THREADS", "two"), ("GUNICORN_KEEPALIVE", "-1"),
-                                         ("MALLOC_ARENA_MAX", "0"), ("LOG_LEVEL", "loud")])
+                                         ("MALLOC_ARENA_MAX", "0"), ("LOG_LEVEL", "loud"),
+                                         ("PORT", "99999"), ("PORT", "abc"), ("PORT", "0")])
 def test_a_mistyped_gunicorn_setting_stops_it_in_one_line(monkeypatch, name, value):
     # gunicorn reads its config file in the master: SystemExit's message is all it prints.
     monkeypatch.setenv(name, value)
-    expected = "one of debug, info" if name == "LOG_LEVEL" else "a whole number of at least"
+    expected = {"LOG_LEVEL": "one of debug, info", "PORT": "a whole number from 1 to 65535"}.get(
+        name, "a whole number of at least")
     with pytest.raises(SystemExit, match=f"^gunicorn.conf.py: {name}={value!r}: expected {expected}"):
         runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 

@@ -347,6 +347,28 @@ def test_the_heroku_slug_serves_without_what_slugignore_leaves_out(tmp_path, tes
         stopped(process)
 
 
+@pytest.mark.parametrize("name, value", [("PORT", "99999"), ("WEB_CONCURRENCY", "0")])
+def test_a_server_stopped_by_a_bad_setting_leaves_nothing_behind(tmp_path, name, value):
+    # Its lock folder was made before the settings were checked, and on_exit never ran to remove it.
+    command = next(line.split(":", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    env = {**{k: v for k, v in os.environ.items() if k != "LARGE_PICTURE_LOCK"}, "PORT": str(free_port()),
+           "WEB_CONCURRENCY": "1", name: value, "TMPDIR": str(tmp_path),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(shlex.split(command), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and f"{name}={value!r}" in done.stderr + done.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_makes_its_lock_folder_once_bound_and_removes_it_as_it_stops(tmp_path, monkeypatch):
+    monkeypatch.delenv("LARGE_PICTURE_LOCK", raising=False)
+    process, _ = started(ROOT, TMPDIR=str(tmp_path))
+    try:
+        assert [folder.name.startswith("digit-reader-") for folder in tmp_path.iterdir()] == [True]
+    finally:
+        stopped(process)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_both_workers_wait_for_the_one_turn(tmp_path):
     # The turn is the server's, not a worker's: with another process holding the file gunicorn.conf.py
     # hands its workers, a large picture waits, whichever worker it reaches.

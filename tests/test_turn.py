@@ -119,15 +119,18 @@ def test_a_large_picture_waits_while_another_worker_decodes_one(tmp_path, monkey
 
 
 def test_each_server_names_its_own_file_for_its_workers():
-    # gunicorn.conf.py runs in the master; the workers it forks inherit the variable. The file is in a
-    # folder only this user can write, which the master removes as it exits.
+    # gunicorn.conf.py runs in the master, whose when_ready hook names the file once the port is bound (a
+    # server stopped before that makes no folder: test_server.py); the workers it forks inherit the
+    # variable. The file is in a folder only this user can write, which the master removes as it exits.
     show = ("import os, runpy; conf = runpy.run_path('gunicorn.conf.py'); "
+            f"print({PATH_VARIABLE!r} in os.environ); conf['when_ready'](None); "
             f"path = os.environ[{PATH_VARIABLE!r}]; print(path); print(oct(os.stat(os.path.dirname(path)).st_mode & 0o777)); "
             "conf['on_exit'](None); print(os.path.exists(os.path.dirname(path)))")
     environ = {k: v for k, v in os.environ.items() if k != PATH_VARIABLE}
     runs = [subprocess.run([sys.executable, "-c", show], cwd=ROOT, env=environ, capture_output=True, text=True,
                            check=True).stdout.split() for _ in range(2)]
-    assert runs[0][0] != runs[1][0] and all(mode == "0o700" and gone == "False" for _, mode, gone in runs)
+    assert runs[0][1] != runs[1][1]
+    assert all(before == "False" and mode == "0o700" and gone == "False" for before, _, mode, gone in runs)
 
 
 def test_the_wait_is_bounded(tmp_path):
