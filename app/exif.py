@@ -93,30 +93,36 @@ def copied_bytes(block: bytes) -> int:
 
 
 def first_directory_tag(block: bytes, wanted: int) -> int | float | None:
-    """The value of tag `wanted` in a TIFF block's first directory, as Pillow reads it: None when
-    absent or unreadable (Pillow skips such entries); the last entry wins; 0 for a value that equals
+    """The value of tag `wanted` in a TIFF block's first directory, as Pillow (13) reads it: None when
+    absent or unreadable (Pillow skips such entries); the first entry kept wins; 0 for a value that equals
     no orientation (text, raw bytes)."""
     read = directory(block)
     if read is None:
         return None
     endian, entries = read
-    found = None
+    kept = set()  # Pillow keeps a tag's first readable entry and passes over any later one
+    elsewhere = 0  # bytes of the values stored away from their entries, so far
     for tag, kind, count, data in entries:
-        if kind not in TYPES:
+        if tag in kept or kind not in TYPES:
             continue
         unit, value_format = TYPES[kind]
         source, at_value = data, 0
         if unit * count > 4:  # the value lies elsewhere in the block
             source, at_value = block, struct.unpack_from(endian + "I", data)[0]
+            elsewhere += unit * count
+            if elsewhere > len(block):
+                continue  # more than the block holds, whatever the offsets: Pillow skips the entry
             if at_value + unit * count > len(block):
-                break  # Pillow stops reading the directory at the first value it cannot read, whatever its tag
-        if tag != wanted or count == 0:
+                return None  # Pillow stops reading the directory at a value it cannot read, whatever its tag
+        if count == 0:
+            continue
+        kept.add(tag)
+        if tag != wanted:
             continue
         if value_format is None:
-            found = 0  # text or raw bytes: exif_transpose finds no turn for it
-            continue
+            return 0  # text or raw bytes: exif_transpose finds no turn for it
         # Several values: Pillow keeps the first, the orientation being defined as one.
         value = struct.unpack_from(endian + value_format, source, at_value)
         # A fraction compares equal to its quotient, as Pillow's IFDRational does; n/0 equals nothing.
-        found = value[0] if len(value) == 1 else value[0] / value[1] if value[1] else 0
-    return found
+        return value[0] if len(value) == 1 else value[0] / value[1] if value[1] else 0
+    return None

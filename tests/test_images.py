@@ -451,7 +451,9 @@ SIX = struct.pack("<HH", 6, 0)
 
 ODD_EXIF = [
     ("odd header", exif_block([(0x0112, 3, 1, SIX)], header=b"II\x00\x2a"), None),
-    ("tag twice, the last wins", exif_block([(0x0112, 3, 1, SIX), (0x0112, 3, 1, struct.pack("<HH", 1, 0))]), None),
+    ("tag twice, the first wins", exif_block([(0x0112, 3, 1, SIX), (0x0112, 3, 1, struct.pack("<HH", 1, 0))]), None),
+    ("tag twice, the first read wins", exif_block([(0x0112, 3, 0, SIX), (0x0112, 3, 1, SIX),
+                                                    (0x0112, 3, 1, struct.pack("<HH", 1, 0))]), None),
     ("count 0: missing, so the XMP", exif_block([(0x0112, 3, 0, SIX)]), b'<x tiff:Orientation="6"/>'),
     ("unknown type: missing", exif_block([(0x0112, 99, 1, SIX)]), b'<x tiff:Orientation="8"/>'),
     ("value outside the block", exif_block([(0x0112, 5, 1, struct.pack("<I", 5_000))]), b'<x tiff:Orientation="3"/>'),
@@ -462,8 +464,13 @@ ODD_EXIF = [
     ("a byte: bytes to Pillow", exif_block([(0x0112, 1, 1, b"\x06\x00\x00\x00")]), None),
     ("an IFD pointer: a long", exif_block([(0x0112, 13, 1, struct.pack("<I", 6))]), None),
     ("type 17: skipped", exif_block([(0x0112, 17, 1, struct.pack("<I", 6))]), b'<x tiff:Orientation="3"/>'),
-    ("an unreadable entry first: the rest unread", exif_block([(0x010F, 2, 9_000, struct.pack("<I", 8)),
-                                                              (0x0112, 3, 1, SIX)]), b'<x tiff:Orientation="3"/>'),
+    ("an entry larger than the block: skipped", exif_block([(0x010F, 2, 9_000, struct.pack("<I", 8)),
+                                                           (0x0112, 3, 1, SIX)]), b'<x tiff:Orientation="3"/>'),
+    ("an entry past the block's end first: the rest unread", exif_block([(0x010F, 2, 8, struct.pack("<I", 5_000)),
+                                                                        (0x0112, 3, 1, SIX)]), b'<x tiff:Orientation="3"/>'),
+    ("values together larger than the block: the rest skipped",  # 30 + 30 + 8 bytes from a block of 58
+     exif_block([(0x010F, 2, 30, struct.pack("<I", 8)), (0x0110, 2, 30, struct.pack("<I", 8)),
+                 (0x0112, 5, 1, struct.pack("<I", 50))], extra=struct.pack("<II", 6, 1)), b'<x tiff:Orientation="3"/>'),
     ("MM 00 2B: classic to Pillow", b"MM\x00\x2b" + struct.pack(">I", 8) + struct.pack(">H", 1)
      + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + b"\0" * 4, None),
 ]

@@ -219,3 +219,21 @@ def test_a_child_that_exits_without_answering_is_the_workers_500(monkeypatch):
 
 def test_pillows_plugins_are_loaded_once_in_the_worker_not_in_each_child():
     assert Image._initialized == 2  # app.images called Image.init(): every opener registered
+
+
+def test_the_decoders_complaints_stay_out_of_the_servers_log(tmp_path):
+    # Pillow 13 warns once for each EXIF entry it skips (its values, with those before, come to more than the
+    # block): these 1,500 entries sharing 100 bytes, in a 28 kB JPEG, made 1,300 lines of the worker's stderr.
+    # Run as the server runs, outside pytest, whose own capture of warnings a child would inherit.
+    import struct
+
+    count = 1500
+    block = b"II*\x00" + struct.pack("<IH", 8, count)
+    block += b"".join(struct.pack("<HHII", 0x9000 + i, 7, 100, 8 + 2 + 12 * count + 4) for i in range(count))
+    (tmp_path / "photo.jpg").write_bytes(encode(Image.new("RGB", (64, 64), "white"), "JPEG",
+                                                exif=b"Exif\0\0" + block + bytes(4 + 100)))
+    read = ("import sys; from pathlib import Path; from app import isolated; "
+            "print(isolated.decode_image(Path(sys.argv[1]).read_bytes(), 25_000_000).size)")
+    done = subprocess.run([sys.executable, "-c", read, str(tmp_path / "photo.jpg")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "(64, 64)\n", "")
