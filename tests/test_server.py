@@ -42,13 +42,19 @@ def free_port() -> int:
 UPLOAD_SECONDS = 3  # the server's UPLOAD_SECONDS here, so that a trickling client is cut off soon
 
 
-def started(root: Path, **settings: str):
-    """gunicorn started from `root` as its Procfile says, once it answers /healthz: (process, url)."""
+def procfile_command(root: Path, port: int, **settings: str) -> tuple[list[str], dict]:
+    """The Procfile's web command and its environment: this one's, one worker, `settings` over both."""
     command = next(line.split(":", 1)[1] for line in (root / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    port = free_port()
     env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "1", **settings,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    process = subprocess.Popen(shlex.split(command), cwd=root, env=env, start_new_session=True,
+    return shlex.split(command), env
+
+
+def started(root: Path, **settings: str):
+    """gunicorn started from `root` as its Procfile says, once it answers /healthz: (process, url)."""
+    port = free_port()
+    command, env = procfile_command(root, port, **settings)
+    process = subprocess.Popen(command, cwd=root, env=env, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -348,13 +354,11 @@ def test_the_heroku_slug_serves_without_what_slugignore_leaves_out(tmp_path, tes
 
 
 @pytest.mark.parametrize("name, value", [("PORT", "99999"), ("WEB_CONCURRENCY", "0")])
-def test_a_server_stopped_by_a_bad_setting_leaves_nothing_behind(tmp_path, name, value):
+def test_a_server_stopped_by_a_bad_setting_leaves_nothing_behind(tmp_path, monkeypatch, name, value):
     # Its lock folder was made before the settings were checked, and on_exit never ran to remove it.
-    command = next(line.split(":", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    env = {**{k: v for k, v in os.environ.items() if k != "LARGE_PICTURE_LOCK"}, "PORT": str(free_port()),
-           "WEB_CONCURRENCY": "1", name: value, "TMPDIR": str(tmp_path),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(shlex.split(command), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    monkeypatch.delenv("LARGE_PICTURE_LOCK", raising=False)
+    command, env = procfile_command(ROOT, free_port(), **{name: value, "TMPDIR": str(tmp_path)})
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and f"{name}={value!r}" in done.stderr + done.stdout
     assert list(tmp_path.iterdir()) == []
 
